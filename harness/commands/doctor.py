@@ -1,0 +1,113 @@
+"""``harness doctor``: one line per thing the harness needs, and whether it is there."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from harness.kernel.source import DEFAULT_TARBALL
+from harness.paths import cache_root
+
+NAME = "doctor"
+HELP = "check QEMU, kernel source, compilers, ccache, KVM and disk; one line each"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"[{'ok' if self.ok else 'MISSING' if not self.detail else 'FAIL'}] " \
+               f"{self.name}: {self.detail}"
+
+
+def _version(cmd: list[str]) -> str | None:
+    if not shutil.which(cmd[0]):
+        return None
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.splitlines()[0].strip() if out else ""
+
+
+def _tool(name: str, cmd: list[str]) -> Check:
+    v = _version(cmd)
+    return Check(name, v is not None, v if v else "not found (run scripts/bootstrap)")
+
+
+def kvm_check() -> Check:
+    """/dev/kvm presence and usability, plus the remembered boot-probe verdict."""
+    dev = "/dev/kvm"
+    if not os.path.exists(dev):
+        return Check("kvm", False, "/dev/kvm absent: guests run under TCG (slower)")
+    usable = os.access(dev, os.R_OK | os.W_OK)
+    verdict_file = cache_root() / "accel-verdict.json"
+    verdict = "no boot probe yet (the first 'harness boot --accel auto' runs one)"
+    ok = usable
+    try:
+        data = json.loads(verdict_file.read_text())
+        entries = data.values() if isinstance(data, dict) and "usable" not in data else [data]
+        for e in entries:
+            if isinstance(e, dict) and "usable" in e:
+                ok = bool(e["usable"])
+                verdict = ("a Linux guest boots under KVM" if ok else
+                           "a Linux guest does NOT boot under KVM (hangs after the BIOS): "
+                           "using TCG") + f" [{e.get('reason', 'probe')}]"
+    except (OSError, ValueError):
+        pass
+    return Check("kvm", ok, f"/dev/kvm present, {'usable' if usable else 'no access'}; {verdict}")
+
+
+def disk_check() -> Check:
+    root = cache_root()
+    free = shutil.disk_usage(root).free / 2**30
+    return Check("disk", free >= 10, f"{free:.1f} GiB free under {root} (a build needs ~3 GiB, "
+                 "10 GiB recommended)")
+
+
+def run_checks() -> list[Check]:
+    tarball = Check("kernel source", DEFAULT_TARBALL.is_file(),
+                    f"{DEFAULT_TARBALL}" if DEFAULT_TARBALL.is_file() else
+                    f"{DEFAULT_TARBALL} not found (apt-get install linux-source-6.12)")
+    qboot = "/usr/share/qemu/qboot.rom"
+    checks = [
+        _tool("qemu", ["qemu-system-x86_64", "--version"]),
+        Check("qboot", os.path.exists(qboot), qboot if os.path.exists(qboot) else
+              "absent: SeaBIOS is used (slower boot)"),
+        tarball,
+        _tool("gcc", ["gcc", "--version"]),
+        _tool("make", ["make", "--version"]),
+        _tool("ccache", ["ccache", "--version"]),
+        _tool("flex", ["flex", "--version"]),
+        _tool("bison", ["bison", "--version"]),
+        _tool("busybox", ["busybox"]),
+        Check("dropbear", shutil.which("dropbear") is not None
+              or os.path.exists("/usr/sbin/dropbear"), "/usr/sbin/dropbear"),
+        Check("sftp-server", os.path.exists("/usr/lib/openssh/sftp-server"),
+              "/usr/lib/openssh/sftp-server"),
+        kvm_check(),
+        disk_check(),
+    ]
+    return checks
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        for c in checks:
+            print(c.line())
+    essential = [c for c in checks if c.name not in ("kvm", "qboot")]
+    return 0 if all(c.ok for c in essential) else 2

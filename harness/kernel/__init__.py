@@ -1,0 +1,1 @@
+"""Kernel tree operations: sources, patch series, configuration, builds, artifact cache."""

@@ -1,0 +1,411 @@
+"""Build a kernel from (source, series, config) into a content-addressed artifact cache.
+
+Flow: resolve the source -> load the series -> compute the cache key from the
+inputs -> on a hit return at once; otherwise, under a per-lineage lock, sync
+the harness's own work tree (base + series), configure in the persistent
+build directory (base config + fragments, ``olddefconfig``, verify every
+requested option survived), ``make bzImage`` through ccache with pinned
+KBUILD_BUILD_* variables, then copy the outputs into a temp directory and
+rename it into the cache. A half-built artifact never sits under its final
+name, whatever interrupts the build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BuildError, SetupError, UsageError
+from harness.kernel import kconfig
+from harness.kernel.progress import DEFAULT_TOTAL_ESTIMATE, ProgressCallback, ProgressTracker
+from harness.kernel.series import Patch, load_series
+from harness.kernel.source import Source, resolve_source
+from harness.kernel.tree import WorkTree
+from harness.paths import PROJECT_ROOT, cache_root
+
+log = logging.getLogger(__name__)
+
+ARCH = "x86_64"
+RECIPE_VERSION = "1"  # bump when the build procedure changes what it produces
+CONFIG_DIR = PROJECT_ROOT / "kernel-config"
+DEFAULT_SERIES = (PROJECT_ROOT / "patches" / "mempressure-shrinker",)
+DEFAULT_FRAGMENTS = ("guest", "mempressure", "mempressure-shrinker")
+BASE_TARGETS = ("tinyconfig", "allnoconfig", "defconfig", "tiny.config", "kvm_guest.config")
+
+PINNED_ENV = {
+    "KBUILD_BUILD_TIMESTAMP": "1970-01-01 00:00:00 UTC",
+    "KBUILD_BUILD_USER": "harness",
+    "KBUILD_BUILD_HOST": "harness",
+    "KBUILD_BUILD_VERSION": "1",
+}
+
+_COMPILE_ERROR = re.compile(r"^(\S+?):(\d+):(?:\d+:)? (?:fatal )?error: (.*)$")
+_LINK_ERROR = re.compile(r"(undefined reference to .*|multiple definition of .*)$")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build. The defaults are the project's flagship: 6.12 + the mempressure series."""
+
+    source: str | Path | None = None
+    rev: str | None = None
+    series: tuple[Path, ...] = DEFAULT_SERIES
+    fragments: tuple[str, ...] = DEFAULT_FRAGMENTS
+    base: str = "tinyconfig"
+    jobs: int | None = None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A built kernel in the cache."""
+
+    dir: Path
+    key: str
+    metadata: dict[str, Any] = field(compare=False)
+
+    @property
+    def bzimage(self) -> Path:
+        return self.dir / "bzImage"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config"
+
+    @property
+    def system_map(self) -> Path:
+        return self.dir / "System.map"
+
+    @property
+    def build_log(self) -> Path:
+        return self.dir / "build.log"
+
+
+@cache
+def toolchain_id() -> str:
+    """Compiler and linker versions: a different toolchain is a different kernel."""
+    parts = []
+    for cmd in (["gcc", "--version"], ["ld", "--version"]):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SetupError(cmd[0], "not found or not working: run scripts/bootstrap",
+                             str(exc)) from exc
+        parts.append(out.splitlines()[0].strip())
+    return " | ".join(parts)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ResolvedInputs:
+    source: Source
+    patches: list[Patch]
+    fragments: list[tuple[Path, bytes]]
+    base: str
+    base_text: bytes | None
+
+    def cache_key(self) -> str:
+        doc = {
+            "recipe": RECIPE_VERSION,
+            "arch": ARCH,
+            "source": self.source.identity,
+            "series": [f"{p.strip}:{p.sha256}" for p in self.patches],
+            "base": self.base if self.base_text is None else _sha256(self.base_text),
+            "fragments": [_sha256(data) for _, data in self.fragments],
+            "toolchain": toolchain_id(),
+        }
+        return _sha256(json.dumps(doc, sort_keys=True).encode())
+
+
+def resolve_inputs(req: BuildRequest) -> ResolvedInputs:
+    """Validate and read every input up front, before any long work starts."""
+    patches: list[Patch] = []
+    for s in req.series:
+        patches += load_series(Path(s))
+    frags = []
+    for name in req.fragments:
+        path = kconfig.resolve_fragment(name, CONFIG_DIR)
+        data = path.read_bytes()
+        kconfig.parse_config(data.decode(), str(path))  # syntax errors now, not after 10 min
+        frags.append((path, data))
+    base_text = None
+    if req.base not in BASE_TARGETS:
+        bp = Path(req.base)
+        if not bp.is_file():
+            raise UsageError(f"--base {req.base}",
+                             f"neither a config file nor one of {', '.join(BASE_TARGETS)}")
+        base_text = bp.read_bytes()
+    source = resolve_source(req.source, req.rev)
+    return ResolvedInputs(source, patches, frags, req.base, base_text)
+
+
+def cached_artifact(key: str) -> Artifact | None:
+    d = cache_root() / "artifacts" / key[:24]
+    meta = d / "metadata.json"
+    if meta.is_file() and (d / "bzImage").is_file():
+        return Artifact(d, key, json.loads(meta.read_text()))
+    return None
+
+
+@contextmanager
+def _lineage_lock(lineage: str) -> Iterator[None]:
+    lock_path = cache_root() / "builds" / f"{lineage}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another build of the same source to finish")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _make_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PINNED_ENV)
+    env["CCACHE_DIR"] = str(cache_root() / "ccache")
+    env["CCACHE_BASEDIR"] = str(cache_root())
+    env["CCACHE_COMPILERCHECK"] = "content"
+    env.setdefault("LC_ALL", "C")
+    return env
+
+
+def _ccache_available() -> bool:
+    return shutil.which("ccache") is not None
+
+
+def _ccache_stats(env: dict[str, str]) -> dict[str, int]:
+    if not _ccache_available():
+        return {}
+    r = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, env=env)
+    stats: dict[str, int] = {}
+    for line in r.stdout.splitlines():
+        k, _, v = line.partition("\t")
+        if v.strip().isdigit():
+            stats[k] = int(v)
+    return stats
+
+
+def first_build_error(log_text: str) -> tuple[str, str] | None:
+    """(culprit, message) of the first compile or link error in a build log, if any."""
+    for line in log_text.splitlines():
+        m = _COMPILE_ERROR.match(line.strip())
+        if m:
+            return f"{m.group(1)}:{m.group(2)}", m.group(3)
+    for line in log_text.splitlines():
+        m = _LINK_ERROR.search(line)
+        if m and ("ld" in line or "undefined" in line):
+            return "link", m.group(1)
+    if "No space left on device" in log_text:
+        return "disk", "no space left on device during the build"
+    for line in log_text.splitlines():
+        if line.startswith("make") and "***" in line:
+            return "make", line.strip()
+    return None
+
+
+class KernelBuilder:
+    """Tree operations for one request: sync, configure, make, store. One class, one lineage."""
+
+    def __init__(self, inputs: ResolvedInputs, jobs: int | None = None,
+                 progress: ProgressCallback | None = None) -> None:
+        self.inputs = inputs
+        self.jobs = jobs or os.cpu_count() or 1
+        lineage = inputs.source.lineage
+        self.tree = WorkTree(cache_root() / "trees" / lineage, inputs.source)
+        self.build_dir = cache_root() / "builds" / lineage
+        self.env = _make_env()
+        self.progress = progress
+        self.log_path = self.build_dir / "harness-build.log"
+
+    def _make(self, *targets: str, kconfig_file: str | None = None,
+              tracker: ProgressTracker | None = None, log_file: Path | None = None) -> str:
+        cmd = ["make", "-C", str(self.tree.root), f"O={self.build_dir}", f"ARCH={ARCH}",
+               f"-j{self.jobs}"]
+        if _ccache_available():
+            cmd += ["CC=ccache gcc", "HOSTCC=ccache gcc"]
+        if kconfig_file:
+            cmd.append(f"KCONFIG_CONFIG={kconfig_file}")
+        cmd += list(targets)
+        log.debug("running %s", " ".join(cmd))
+        lines: list[str] = []
+        out = log_file.open("a") if log_file else None
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace", env=self.env, bufsize=1)
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    lines.append(line)
+                    if out:
+                        out.write(line)
+                    if tracker:
+                        tracker.feed(line.rstrip("\n"))
+                rc = proc.wait()
+            except BaseException:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                raise
+        finally:
+            if out:
+                out.close()
+        text = "".join(lines)
+        if rc != 0:
+            err = first_build_error(text)
+            culprit, msg = err if err else (" ".join(targets), f"make exited with {rc}")
+            where = f" (full log: {log_file})" if log_file else ""
+            raise BuildError(culprit, msg + where, "\n".join(text.splitlines()[-40:]))
+        return text
+
+    def configure(self, tracker: ProgressTracker) -> tuple[str, list[kconfig.Option]]:
+        """Base config + fragments -> olddefconfig -> verified final config text."""
+        tracker.set_stage("configure")
+        bd = self.build_dir
+        base_file = ".config.harness-base"
+        if self.inputs.base_text is None:
+            self._make(self.inputs.base, kconfig_file=base_file, log_file=self.log_path)
+            base_text = (bd / base_file).read_text()
+        else:
+            base_text = self.inputs.base_text.decode()
+        frags = [kconfig.parse_config(data.decode(), str(path))
+                 for path, data in self.inputs.fragments]
+        merged, requested = kconfig.merge(base_text, frags)
+        new_file = ".config.harness-new"
+        (bd / new_file).write_text(merged)
+        self._make("olddefconfig", kconfig_file=new_file, log_file=self.log_path)
+        final = (bd / new_file).read_text()
+        bad = kconfig.verify(requested, kconfig.config_values(final))
+        if bad:
+            deps = kconfig.find_kconfig_symbol(self.tree.root, [b.option.symbol for b in bad])
+            bad = kconfig.verify(requested, kconfig.config_values(final), deps)
+            first = bad[0].option
+            raise BuildError(f"{first.origin} {first.symbol}",
+                             f"{len(bad)} requested config option(s) did not survive "
+                             "olddefconfig",
+                             "\n".join(b.describe() for b in bad))
+        cur = bd / ".config"
+        if not cur.is_file() or cur.read_text() != final:
+            (bd / new_file).replace(cur)  # only a real change touches .config (keeps make no-op)
+        return final, requested
+
+    def run(self) -> Artifact:
+        t0 = time.monotonic()
+        key = self.inputs.cache_key()
+        tracker = ProgressTracker(self.progress, self._estimate())
+        tracker.set_stage("sync tree")
+        changed = self.tree.sync(self.inputs.patches)
+        t_sync = time.monotonic()
+        self.build_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text("")
+        final_config, _ = self.configure(tracker)
+        t_cfg = time.monotonic()
+        before = _ccache_stats(self.env)
+        tracker.set_stage("compile")
+        try:
+            self._make("bzImage", tracker=tracker, log_file=self.log_path)
+        except OSError as exc:
+            raise BuildError("disk", f"build I/O failed: {exc}") from exc
+        after = _ccache_stats(self.env)
+        t_make = time.monotonic()
+        if tracker.compiled > self._estimate() // 2:
+            (self.build_dir / ".harness-objcount").write_text(str(tracker.compiled))
+        hits = sum(after.get(k, 0) - before.get(k, 0)
+                   for k in ("direct_cache_hit", "preprocessed_cache_hit"))
+        misses = after.get("cache_miss", 0) - before.get("cache_miss", 0)
+        release = (self.build_dir / "include/config/kernel.release").read_text().strip()
+        meta: dict[str, Any] = {
+            "key": key,
+            "kernel_release": release,
+            "source": {"kind": self.inputs.source.kind,
+                       "location": str(self.inputs.source.location),
+                       "identity": self.inputs.source.identity,
+                       "rev": self.inputs.source.rev},
+            "series": [{"name": p.name, "origin": p.origin, "sha256": p.sha256}
+                       for p in self.inputs.patches],
+            "fragments": [{"path": str(p), "sha256": _sha256(d)} for p, d in self.inputs.fragments],
+            "base": self.inputs.base,
+            "config_sha256": _sha256(final_config.encode()),
+            "toolchain": toolchain_id(),
+            "arch": ARCH,
+            "files_changed_by_sync": changed,
+            "objects_compiled": tracker.compiled,
+            "ccache": {"hits": hits, "misses": misses} if after else None,
+            "durations_s": {"sync": round(t_sync - t0, 2), "config": round(t_cfg - t_sync, 2),
+                            "make": round(t_make - t_cfg, 2), "total": round(t_make - t0, 2)},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        tracker.set_stage("store artifact")
+        art = self._store(key, final_config, meta)
+        log.info("built %s in %.0fs (%d objects compiled, ccache %d hits / %d misses)",
+                 release, t_make - t0, tracker.compiled, hits, misses)
+        return art
+
+    def _estimate(self) -> int:
+        try:
+            return int((self.build_dir / ".harness-objcount").read_text())
+        except (OSError, ValueError):
+            return DEFAULT_TOTAL_ESTIMATE
+
+    def _store(self, key: str, final_config: str, meta: dict[str, Any]) -> Artifact:
+        root = cache_root() / "artifacts"
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / key[:24]
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        try:
+            shutil.copy2(self.build_dir / "arch/x86/boot/bzImage", tmp / "bzImage")
+            shutil.copy2(self.build_dir / "System.map", tmp / "System.map")
+            shutil.copy2(self.log_path, tmp / "build.log")
+            (tmp / "config").write_text(final_config)
+            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        except OSError as exc:
+            raise BuildError("disk", f"cannot store the artifact: {exc}") from exc
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return Artifact(final, key, meta)
+
+
+def build_kernel(req: BuildRequest | None = None,
+                 progress: ProgressCallback | None = None) -> Artifact:
+    """Build (or fetch from cache) the kernel described by ``req``."""
+    req = req or BuildRequest()
+    inputs = resolve_inputs(req)
+    key = inputs.cache_key()
+    hit = cached_artifact(key)
+    if hit:
+        log.info("kernel artifact cached: %s", hit.dir)
+        return hit
+    with _lineage_lock(inputs.source.lineage):
+        hit = cached_artifact(key)  # another process may have built it while we waited
+        if hit:
+            return hit
+        return KernelBuilder(inputs, req.jobs, progress).run()
+
+
+def series_variant(req: BuildRequest, extra: Sequence[Path]) -> BuildRequest:
+    """The same request plus more series on top (negative controls, bisect)."""
+    return BuildRequest(req.source, req.rev, tuple(req.series) + tuple(extra), req.fragments,
+                        req.base, req.jobs)

@@ -1,0 +1,67 @@
+"""Pure parts of the build: error extraction, cache keys, request handling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.kernel import build
+from harness.kernel.build import BuildRequest, first_build_error
+
+COMPILE_LOG = """  CC      mm/vmscan.o
+  CC      mm/vmpressure.o
+../../trees/x/mm/vmpressure.c: In function 'vmpressure_work_fn':
+../../trees/x/mm/vmpressure.c:187:9: error: implicit declaration of function 'nope' [-Werror]
+  187 |         nope();
+make[4]: *** [scripts/Makefile.build:229: mm/vmpressure.o] Error 1
+"""
+
+
+def test_first_compile_error_has_file_and_line() -> None:
+    assert first_build_error(COMPILE_LOG) == (
+        "../../trees/x/mm/vmpressure.c:187",
+        "implicit declaration of function 'nope' [-Werror]")
+
+
+def test_link_and_disk_errors() -> None:
+    assert first_build_error("ld: vmlinux.o: in function `f':\n"
+                             "x.c:(.text+0x1): undefined reference to `g'\n")[0] == "link"  # type: ignore[index]
+    assert first_build_error("cc1: fatal: No space left on device\n") == (
+        "disk", "no space left on device during the build")
+    assert first_build_error("  CC x.o\n") is None
+
+
+def test_cache_key_changes_with_each_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "linux"
+    src.mkdir()
+    (src / "Makefile").write_text("")
+    (src / "Kconfig").write_text("")
+    frag = tmp_path / "f.config"
+    frag.write_text("CONFIG_A=y\n")
+    req = BuildRequest(source=src, series=(), fragments=(str(frag),))
+    k1 = build.resolve_inputs(req).cache_key()
+    assert build.resolve_inputs(req).cache_key() == k1  # deterministic
+    frag.write_text("CONFIG_A=y\nCONFIG_B=y\n")
+    k2 = build.resolve_inputs(req).cache_key()
+    req3 = BuildRequest(source=src, series=(), fragments=(str(frag),), base="defconfig")
+    k3 = build.resolve_inputs(req3).cache_key()
+    (src / "Makefile").write_text("changed\n")
+    k4 = build.resolve_inputs(req).cache_key()
+    assert len({k1, k2, k3, k4}) == 4
+
+
+def test_bad_fragment_and_base_fail_before_build(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as ei:
+        build.resolve_inputs(BuildRequest(series=(), fragments=("does-not-exist",)))
+    assert ei.value.culprit == "does-not-exist"
+    with pytest.raises(UsageError) as ei:
+        build.resolve_inputs(BuildRequest(series=(), fragments=("guest",), base="nosuchconfig"))
+    assert "--base" in ei.value.culprit
+    bad = tmp_path / "bad.config"
+    bad.write_text("CONFIG_OK=y\nthis is not kconfig\n")
+    with pytest.raises(UsageError) as ei:
+        build.resolve_inputs(BuildRequest(series=(), fragments=(str(bad),)))
+    assert ei.value.culprit == f"{bad}:2"
