@@ -187,7 +187,10 @@ class SSHSession:
                     raise InfraError("ssh", f"command timed out after {timeout:.0f} s: "
                                      f"{command!r}", _tail(out, err))
                 select.select([chan], [], [], min(0.2, deadline - now))
-            if not chan.exit_status_ready():
+            # exit_status_ready() is also true when the channel was merely closed
+            # (transport died); only a real exit-status message counts.
+            if not chan.status_event.is_set() or not transport.is_active() and \
+                    chan.exit_status == -1:
                 raise InfraError("ssh", f"connection lost while running {command!r}",
                                  _tail(out, err))
             status = chan.recv_exit_status()
