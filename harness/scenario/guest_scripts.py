@@ -1,0 +1,44 @@
+"""Shell snippets the runner executes in the busybox guest.
+
+Kept together so the guest-side protocol (which files, which oom_score_adj)
+is visible in one place. The harness's own helpers run with
+``oom_score_adj=-1000`` so an OOM in the negative control kills the workload,
+not the instruments; the workload itself is reset to 0 so it *can* be killed.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+SAMPLER = (
+    "sh -c 'echo -1000 > /proc/self/oom_score_adj; "
+    "while :; do awk "
+    "'\"'\"'FILENAME==\"/proc/uptime\"{u=$1} /^MemAvailable:/{a=$2} /^SwapTotal:/{t=$2} "
+    "/^SwapFree:/{f=$2} END{print u, a, t, f}'\"'\"' /proc/uptime /proc/meminfo; "
+    "sleep {interval}; done' > {out} 2>/dev/null < /dev/null &"
+)
+
+
+def start_sampler(out: str = "/tmp/mem.ts", interval: float = 0.5) -> str:
+    """Background sampler: ``<uptime> <MemAvailable> <SwapTotal> <SwapFree>`` (KiB) per line."""
+    return SAMPLER.replace("{interval}", str(interval)).replace("{out}", out)
+
+
+def start_workload(argv: list[str], prefix: str, cgroup_procs: str | None = None) -> str:
+    """Start a workload in the background; its pid, stdout, stderr and status land in files.
+
+    ``prefix`` names them: ``<prefix>.pid``, ``.out``, ``.err``, ``.rc``. The
+    wrapper survives the workload (adj -1000) so the exit status is recorded
+    even when the OOM killer takes the workload.
+    """
+    cmd = " ".join(shlex.quote(a) for a in argv)
+    join = f"echo $$ > {cgroup_procs}; " if cgroup_procs else ""
+    inner = (f"echo -1000 > /proc/self/oom_score_adj; "
+             f"sh -c {shlex.quote(f'echo 0 > /proc/self/oom_score_adj; {join}exec {cmd}')} "
+             f"> {prefix}.out 2> {prefix}.err < /dev/null & "
+             f"echo $! > {prefix}.pid; wait $!; echo $? > {prefix}.rc")
+    return f"rm -f {prefix}.rc; sh -c {shlex.quote(inner)} > /dev/null 2>&1 < /dev/null &"
+
+
+def uptime() -> str:
+    return "cut -d' ' -f1 /proc/uptime"

@@ -1,0 +1,167 @@
+"""Run results for machines (results.json, junit.xml) and for people (report.html).
+
+Emitters are separate pure functions of the outcome, as in KUnit's tool; the
+HTML is a jinja2 template with an inline SVG timeline, so the report is one
+self-contained file a developer can open from a CI artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import markupsafe
+
+from harness.scenario.checks import CheckResult, Status
+from harness.scenario.workload_output import MemSample, StressLog
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def results_doc(name: str, verdict: Status, results: Sequence[CheckResult],
+                info: dict[str, Any], timings: dict[str, float], run_dir: Path,
+                infra_error: str = "") -> dict[str, Any]:
+    return {
+        "scenario": name,
+        "verdict": verdict.value,
+        "run_dir": str(run_dir),
+        "infra_error": infra_error or None,
+        "checks": [{
+            "name": r.name, "title": r.title, "status": r.status.value,
+            "summary": r.summary(), "artifact": r.artifact, "measurements": r.measurements,
+            "expectations": [{"what": e.what, "expected": e.expected, "observed": e.observed,
+                              "ok": e.ok} for e in r.expectations],
+        } for r in results],
+        "info": info,
+        "timings_s": timings,
+    }
+
+
+def junit_xml(name: str, results: Sequence[CheckResult], timings: dict[str, float]) -> str:
+    """One testcase per check: failure = kernel misbehaved, error = the rig failed."""
+    suite = ET.Element("testsuite", {
+        "name": name, "tests": str(len(results)),
+        "failures": str(sum(r.status == Status.FAIL for r in results)),
+        "errors": str(sum(r.status == Status.ERROR for r in results)),
+        "skipped": str(sum(r.status == Status.SKIP for r in results)),
+        "time": f"{sum(timings.values()):.2f}",
+    })
+    for r in results:
+        case = ET.SubElement(suite, "testcase", {"classname": name, "name": r.name})
+        body = "\n".join(f"[{'ok' if e.ok else 'FAIL'}] {e.what}: expected {e.expected}, "
+                         f"observed {e.observed}" for e in r.expectations)
+        if r.status == Status.FAIL:
+            el = ET.SubElement(case, "failure", {"message": r.summary()})
+            el.text = body + f"\nartifact: {r.artifact}"
+        elif r.status == Status.ERROR:
+            el = ET.SubElement(case, "error", {"message": r.summary()})
+            el.text = f"infrastructure error, not a kernel failure\nartifact: {r.artifact}"
+        elif r.status == Status.SKIP:
+            ET.SubElement(case, "skipped", {"message": r.summary()})
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = body
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    color: str
+    points: list[tuple[float, float]]
+
+
+def timeline_series(mem: Sequence[MemSample], stress: StressLog | None,
+                    chunk_size: int) -> tuple[list[Series], list[tuple[float, int]]]:
+    """MiB-valued lines (available, swap used, chunks held) and request ticks (t, chunks)."""
+    lines = [
+        Series("MemAvailable (MiB)", "#1f77b4", [(s.t, s.mem_available / 1024) for s in mem]),
+        Series("swap used (MiB)", "#d62728",
+               [(s.t, (s.swap_total - s.swap_free) / 1024) for s in mem]),
+    ]
+    requests: list[tuple[float, int]] = []
+    if stress is not None:
+        held = [(e.t, e.int("held") * chunk_size / 2**20) for e in stress.events
+                if e.kind in ("added", "freed") and "held" in e.fields]
+        lines.append(Series("chunks held (MiB)", "#2ca02c", held))
+        requests = [(e.t, e.int("n")) for e in stress.of("asked")]
+    return lines, requests
+
+
+def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
+                 markers: Sequence[dict[str, Any]], width: int = 900, height: int = 320) -> str:
+    """A dependency-free SVG line chart over guest uptime (pure: data in, markup out)."""
+    pts = [p for s in lines for p in s.points]
+    ts = [p[0] for p in pts] + [t for t, _ in requests] + [float(m["t"]) for m in markers]
+    if not ts:
+        return "<p>No time series was collected.</p>"
+    t0, t1 = min(ts), max(ts)
+    t1 = t1 if t1 > t0 else t0 + 1
+    ymax = max([p[1] for p in pts] + [1.0]) * 1.1
+    left, right, top, bottom = 55, 15, 15, 45
+    pw, ph = width - left - right, height - top - bottom
+
+    def x(t: float) -> float:
+        return left + (t - t0) / (t1 - t0) * pw
+
+    def y(v: float) -> float:
+        return top + ph - v / ymax * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+    for i in range(6):
+        v = ymax * i / 5
+        out.append(f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+        tv = t0 + (t1 - t0) * i / 5
+        out.append(f'<text x="{x(tv):.1f}" y="{top + ph + 15}" text-anchor="middle">'
+                   f'{tv - t0:.0f}s</text>')
+    for m in markers:
+        mx = x(float(m["t"]))
+        out.append(f'<line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}" '
+                   f'stroke="#888" stroke-dasharray="4,3"/>')
+        out.append(f'<text x="{mx + 3:.1f}" y="{top + 12}" fill="#555">{m["label"]}</text>')
+    for t, n in requests:
+        rx = x(t)
+        out.append(f'<line x1="{rx:.1f}" y1="{top + ph}" x2="{rx:.1f}" y2="{top + ph - 8}" '
+                   f'stroke="#ff7f0e"><title>request: {n} chunks at {t - t0:.2f}s</title></line>')
+    for s in lines:
+        if len(s.points) < 2:
+            continue
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in s.points)
+        out.append(f'<polyline fill="none" stroke="{s.color}" stroke-width="1.5" '
+                   f'points="{path}"/>')
+    legend = [*((s.label, s.color) for s in lines), ("requests (ticks)", "#ff7f0e")]
+    for i, (label, color) in enumerate(legend):
+        lx = left + i * 180
+        out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14}" y="{height - 7}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def render_html(doc: dict[str, Any], chart_svg: str) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2").render(doc=doc, chart=markupsafe.Markup(chart_svg))
+
+
+def write_all(run_dir: Path, doc: dict[str, Any], junit: str, chart_svg: str) -> None:
+    (run_dir / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    (run_dir / "junit.xml").write_text(junit + "\n")
+    (run_dir / "report.html").write_text(render_html(doc, chart_svg))
+
+
+def verdict_table(doc: dict[str, Any]) -> str:
+    """The terminal's view: one row per check, then the verdict."""
+    rows = [f"{'check':<16} {'status':<6} summary"]
+    for c in doc["checks"]:
+        rows.append(f"{c['name']:<16} {c['status'].upper():<6} {c['summary']}")
+    rows.append(f"verdict: {doc['verdict'].upper()}")
+    return "\n".join(rows)
