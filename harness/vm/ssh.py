@@ -30,6 +30,8 @@ import paramiko
 from harness.errors import InfraError
 
 log = logging.getLogger(__name__)
+# paramiko logs every connection at INFO; our own lines say what matters.
+logging.getLogger("paramiko").setLevel(logging.WARNING)
 
 OutputCallback = Callable[[str, str], None]  # (stream name "stdout"/"stderr", text)
 

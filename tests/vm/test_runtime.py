@@ -131,7 +131,8 @@ def test_guest_panic(vm: Machine) -> None:
     assert not (vm.run_dir / "qmp.sock").exists()
 
 
-def test_boot_timeout_names_console(make_vm_config: Callable[..., VMConfig], tmp_path: Path) -> None:
+def test_boot_timeout_names_console(make_vm_config: Callable[..., VMConfig],
+                                    tmp_path: Path) -> None:
     cfg = make_vm_config(boot_timeout=1.5)
     m = Machine(cfg, run_dir=tmp_path / "run")
     with pytest.raises(InfraError) as ei:
