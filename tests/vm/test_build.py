@@ -1,0 +1,119 @@
+"""System tests of the kernel build: real 6.12 source, real make, real cache.
+
+Ordered cheapest-first after the one cold build: everything after it is
+incremental in the same lineage's build directory.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.errors import BuildError, UsageError
+from harness.kernel.build import BuildRequest, build_kernel
+from harness.kernel.source import resolve_source
+from harness.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.vm
+
+SERIES = PROJECT_ROOT / "patches" / "mempressure-shrinker"
+
+
+def test_default_build_then_noop_is_a_cache_hit() -> None:
+    art = build_kernel(BuildRequest())
+    assert art.bzimage.stat().st_size > 1_000_000
+    assert "CONFIG_MEMCG_PRESSURE_SHRINKER=y" in art.config.read_text()
+    meta = art.metadata
+    assert meta["series"] and all(len(p["sha256"]) == 64 for p in meta["series"])
+    assert meta["toolchain"].startswith("gcc")
+    again = build_kernel(BuildRequest())
+    # A no-op rebuild must not run make at all: the very same stored artifact comes back.
+    assert again.dir == art.dir and again.metadata["built_at"] == meta["built_at"]
+
+
+def _tweak_one_line(series_dir: Path) -> tuple[str, str]:
+    """Append a word to one added comment line of the first patch touching a .c file."""
+    for patch in sorted(series_dir.glob("*.patch")):
+        text = patch.read_text()
+        current = None
+        lines = text.splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            m = re.match(r"^\+\+\+ b/(\S+\.c)$", line.rstrip("\n"))
+            if m:
+                current = m.group(1)
+            elif current and re.match(r"^\+\s*\*\s+\w", line):
+                lines[i] = line.rstrip("\n") + " (tweaked)\n"
+                patch.write_text("".join(lines))
+                return patch.name, current
+    raise AssertionError("no added comment line in a .c file found in the series")
+
+
+def test_one_line_change_to_one_patch_rebuilds_only_touched_objects(tmp_path: Path) -> None:
+    base = build_kernel(BuildRequest())
+    series = tmp_path / "mempressure-shrinker"
+    shutil.copytree(SERIES, series)
+    patch_name, cfile = _tweak_one_line(series)
+    art = build_kernel(BuildRequest(series=(series,)))
+    assert art.key != base.key
+    meta = art.metadata
+    assert meta["files_changed_by_sync"] == [cfile], patch_name
+    obj = cfile[:-2] + ".o"
+    log = art.build_log.read_text()
+    compiled = re.findall(r"^  CC\s+(\S+\.o)$", log, re.MULTILINE)
+    assert obj in compiled
+    # Only the touched object, plus what every vmlinux link regenerates (version timestamp).
+    others = [o for o in compiled if o != obj and not o.startswith("init/version")]
+    assert others == [], others
+    assert meta["objects_compiled"] <= 5
+
+
+def test_patch_that_does_not_apply_is_named(tmp_path: Path) -> None:
+    series = tmp_path / "bad"
+    series.mkdir()
+    (series / "0001-bad.patch").write_text(
+        "diff --git a/mm/vmpressure.c b/mm/vmpressure.c\n--- a/mm/vmpressure.c\n"
+        "+++ b/mm/vmpressure.c\n@@ -1,3 +1,3 @@\n-this line is not in vmpressure.c\n"
+        "+neither is this\n")
+    (series / "series").write_text("0001-bad.patch\n")
+    with pytest.raises(UsageError) as ei:
+        build_kernel(BuildRequest(series=(series,)))
+    msg = ei.value.one_line()
+    assert "0001-bad.patch" in msg and "mm/vmpressure.c" in msg and "hunk #1" in msg
+
+
+def test_dropped_config_option_is_reported_with_dependencies(tmp_path: Path) -> None:
+    frag = tmp_path / "drop.config"
+    # MEMCG_V1 depends on MEMCG: asking for v1 while disabling memcg must be caught.
+    frag.write_text("# CONFIG_MEMCG is not set\nCONFIG_MEMCG_V1=y\nCONFIG_NO_SUCH_SYMBOL=y\n")
+    with pytest.raises(BuildError) as ei:
+        build_kernel(BuildRequest(series=(), fragments=("guest", str(frag))))
+    assert "did not survive olddefconfig" in ei.value.message
+    assert "CONFIG_MEMCG_V1: requested y, got n" in ei.value.detail
+    assert "depends on MEMCG" in ei.value.detail
+    assert "CONFIG_NO_SUCH_SYMBOL: unknown symbol" in ei.value.detail
+
+
+def test_compile_error_names_file_and_line(tmp_path: Path) -> None:
+    series = tmp_path / "broken"
+    series.mkdir()
+    (series / "0001-break.patch").write_text(
+        "diff --git a/mm/vmpressure.c b/mm/vmpressure.c\n--- a/mm/vmpressure.c\n"
+        "+++ b/mm/vmpressure.c\n@@ -11,6 +11,7 @@\n"
+        + "".join(" " + ln + "\n" for ln in _context("mm/vmpressure.c", 11, 3))
+        + "+this is not C;\n"
+        + "".join(" " + ln + "\n" for ln in _context("mm/vmpressure.c", 14, 3)))
+    (series / "series").write_text("0001-break.patch\n")
+    with pytest.raises(BuildError) as ei:
+        build_kernel(BuildRequest(series=(series,), fragments=("guest", "mempressure")))
+    assert re.search(r"mm/vmpressure\.c:14$", ei.value.culprit), ei.value.culprit
+    assert "error" in ei.value.detail
+
+
+def _context(path: str, start: int, n: int) -> list[str]:
+    """Lines of the pristine 6.12 file, so the test's patch has real context."""
+    data = resolve_source(None).read_base(path)
+    assert data is not None
+    return data.decode().splitlines()[start - 1:start - 1 + n]

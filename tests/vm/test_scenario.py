@@ -1,0 +1,96 @@
+"""The mempressure scenario end to end in a real VM, and the negative controls that show
+each check can fail: a workload that ignores the kernel (--no-reclaim), a kernel with a
+broken clamp, and a kernel without the series at all."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.paths import PROJECT_ROOT
+from harness.scenario.api import run_and_report, scenario_build_request
+from harness.scenario.checks import Status
+from harness.scenario.runner import RunOptions, RunOutcome
+from harness.scenario.spec import Scenario, load_scenario
+
+pytestmark = pytest.mark.vm
+
+BROKEN_CLAMP = PROJECT_ROOT / "patches" / "tests" / "broken-clamp"
+
+
+def _run(sc: Scenario, run_dir: Path, *, no_reclaim: bool = False,
+         extra_series: tuple[Path, ...] = ()) -> tuple[RunOutcome, dict[str, object]]:
+    opts = RunOptions(scenario=sc, build=scenario_build_request(sc, extra_series),
+                      ram_mib=sc.get("vm", "ram_mib"), swap_mib=sc.get("vm", "swap_mib"),
+                      smp=sc.get("vm", "smp"), accel="auto",
+                      stress_s=sc.get("notifications", "stress_s"), no_reclaim=no_reclaim,
+                      run_dir=run_dir)
+    return run_and_report(opts)
+
+
+def _status(outcome: RunOutcome) -> dict[str, Status]:
+    return {r.name: r.status for r in outcome.results}
+
+
+def _only(checks: list[str], tmp_path: Path) -> Scenario:
+    """The default scenario restricted to some checks: a data change, not a code change."""
+    base = load_scenario("mempressure")
+    text = base.path.read_text().replace(
+        'checks = ["notifications", "clamping", "oom_absence", "child_cgroup"]',
+        f"checks = {json.dumps(checks)}")
+    p = tmp_path / "scenario.toml"
+    p.write_text(text)
+    return load_scenario(str(p))
+
+
+def test_mempressure_scenario_passes(tmp_path: Path) -> None:
+    outcome, doc = _run(load_scenario("mempressure"), tmp_path / "run")
+    assert _status(outcome) == {"notifications": Status.PASS, "clamping": Status.PASS,
+                                "oom_absence": Status.PASS, "child_cgroup": Status.PASS}, \
+        [r.summary() for r in outcome.results]
+    assert outcome.verdict == Status.PASS
+    run = outcome.run_dir
+    for name in ("console.log", "dmesg.txt", "mpstress.out", "mpctl.out", "memory-guest.tsv",
+                 "memory-host-qmp.json", "results.json", "junit.xml", "report.html"):
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    cases = list(ET.parse(run / "junit.xml").getroot().iter("testcase"))
+    assert [c.get("name") for c in cases] == ["notifications", "clamping", "oom_absence",
+                                              "child_cgroup"]
+    notif = next(r for r in outcome.results if r.name == "notifications")
+    assert notif.measurements["squeeze_to_request_s"] is not None
+    assert "<svg" in (run / "report.html").read_text()
+
+
+def test_no_reclaim_negative_control_fails_oom_absence(tmp_path: Path) -> None:
+    outcome, _ = _run(_only(["oom_absence"], tmp_path), tmp_path / "run", no_reclaim=True)
+    result = outcome.results[0]
+    # A failed check (the kernel had to OOM-kill), not an infrastructure error.
+    assert result.status == Status.FAIL, result.summary()
+    failed = {e.what for e in result.failures()}
+    assert "oom_kill in /proc/vmstat" in failed
+    assert "stress test ends by the harness's signal with its summary" in failed
+
+
+def test_broken_clamp_kernel_fails_clamping(tmp_path: Path) -> None:
+    outcome, _ = _run(_only(["clamping"], tmp_path), tmp_path / "run",
+                      extra_series=(BROKEN_CLAMP,))
+    result = outcome.results[0]
+    assert result.status == Status.FAIL, result.summary()
+    assert "register, +10, -25 -> read-back" in {e.what for e in result.failures()}
+
+
+def test_unpatched_kernel_gives_interface_missing(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    rc = main(["run", "--patches", "none", "--config", "guest,mempressure",
+               "--run-dir", str(run_dir)])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert out.count("interface missing") >= 4, out
+    doc = json.loads((run_dir / "results.json").read_text())
+    assert doc["verdict"] == "fail"
+    assert all(c["status"] == "fail" for c in doc["checks"])
