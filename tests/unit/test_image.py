@@ -1,0 +1,92 @@
+"""The guest image: cpio format, template rendering, reproducibility, secrets."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.image import build as image_build
+from harness.image.cpio import Entry, with_parents, write_newc
+from harness.image.runfiles import RunKeys, make_client_key, write_run_cpio
+
+HAVE_HOST_PKGS = all(Path(p).exists() for p in
+                     ("/bin/busybox", "/usr/sbin/dropbear", "/usr/lib/openssh/sftp-server"))
+
+
+def test_render_init_has_every_step() -> None:
+    text = image_build.render_init()
+    assert text.startswith("#!/bin/sh\n")
+    for needle in ("mount -t proc", "mount -t sysfs", "mount -t devtmpfs", "devpts",
+                   "mount -t cgroup -o memory", "/sys/fs/cgroup/memory", "swapon /dev/vda",
+                   "10.0.2.15/24", "via 10.0.2.2", "dropbear", "HARNESS-READY-${nonce}",
+                   "harness.nonce="):
+        assert needle in text, needle
+    assert "{{" not in text
+
+
+def test_render_init_strict_undefined(tmp_path: Path) -> None:
+    (tmp_path / "init.j2").write_text("{{ no_such_var }}")
+    with pytest.raises(Exception, match="no_such_var"):
+        image_build.render_init(tmp_path)
+
+
+def test_with_parents_sorted() -> None:
+    es = with_parents([Entry.file("/a/b/c", b"x"), Entry.symlink("/z", "a")])
+    assert [e.path for e in es] == ["/a", "/a/b", "/a/b/c", "/z"]
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio(1) not installed")
+def test_newc_readable_by_cpio(tmp_path: Path) -> None:
+    out = tmp_path / "a.cpio"
+    with open(out, "wb") as f:
+        write_newc(f, [Entry.file("/etc/x", b"hello", 0o600), Entry.symlink("/bin/sh", "busybox"),
+                       Entry.chardev("/dev/console", 5, 1)])
+    assert out.stat().st_size % 512 == 0
+    listing = subprocess.run(["cpio", "-itv"], stdin=open(out, "rb"), capture_output=True,
+                             text=True, check=True).stdout
+    assert "etc/x" in listing and "bin/sh -> busybox" in listing and "dev/console" in listing
+    d = tmp_path / "x"
+    d.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet", "etc/x"], stdin=open(out, "rb"), cwd=d, check=True)
+    assert (d / "etc/x").read_bytes() == b"hello"
+
+
+def test_run_cpio_carries_keys_only(tmp_path: Path) -> None:
+    key, pub = make_client_key()
+    keys = RunKeys(key, pub, b"HOSTKEY", "ssh-ed25519 AAAA x")
+    out = tmp_path / "run.cpio"
+    write_run_cpio(keys, out)
+    data = out.read_bytes()
+    assert pub.encode() in data and b"HOSTKEY" in data
+    assert pub.startswith("ssh-ed25519 ")
+
+
+@pytest.mark.skipif(not HAVE_HOST_PKGS, reason="busybox-static/dropbear/sftp-server missing")
+def test_build_image_reproducible_and_cached(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "c1"))
+    a = image_build.build_image()
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "c2"))
+    b = image_build.build_image()
+    assert a.key == b.key
+    assert a.initramfs.read_bytes() == b.initramfs.read_bytes()
+    assert a.initramfs == tmp_path / "c1" / "images" / a.key / "initramfs.cpio"
+    data = a.initramfs.read_bytes()
+    assert b"authorized_keys" not in data or b"ssh-ed25519 AAAA" not in data
+    names = {e.path for e in image_build.collect_entries()}
+    for p in ("/init", "/bin/busybox", "/bin/sh", "/bin/dropbear", "/usr/lib/sftp-server",
+              "/lib64/ld-linux-x86-64.so.2", "/dev/console", "/etc/passwd"):
+        assert p in names, p
+    extra = tmp_path / "tool"
+    extra.write_bytes(b"#!/bin/sh\n")
+    c = image_build.build_image(extra_files={"/usr/local/bin/tool": extra})
+    assert c.key != a.key
+
+
+def test_shared_libs_of_static_binary_is_empty() -> None:
+    if not Path("/bin/busybox").exists():
+        pytest.skip("busybox-static missing")
+    assert image_build.shared_libs(Path("/bin/busybox")) == []
