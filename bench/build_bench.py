@@ -24,6 +24,7 @@ from pathlib import Path
 from harness.kernel.build import BuildRequest, KernelBuilder, build_kernel, resolve_inputs
 from harness.kernel.source import resolve_source
 
+
 def _variant_patch(n: int) -> str:
     """Add one comment line after line 3 of mm/vmpressure.c (its licence header)."""
     head = (resolve_source(None).read_base("mm/vmpressure.c") or b"").decode().splitlines()
