@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.kernel.source import DEFAULT_TARBALL
 from harness.paths import cache_root
+from harness.vm import accel
 
 NAME = "doctor"
 HELP = "check QEMU, kernel source, compilers, ccache, KVM and disk; one line each"
@@ -42,27 +44,41 @@ def _tool(name: str, cmd: list[str]) -> Check:
     return Check(name, v is not None, v if v else "not found (run scripts/bootstrap)")
 
 
+def _any_kernel() -> Path | None:
+    """A kernel to probe KVM with: any artifact the harness has built."""
+    for bz in sorted((cache_root() / "artifacts").glob("*/bzImage")):
+        return bz
+    return None
+
+
 def kvm_check() -> Check:
-    """/dev/kvm presence and usability, plus the remembered boot-probe verdict."""
-    dev = "/dev/kvm"
-    if not os.path.exists(dev):
+    """/dev/kvm presence and usability, and whether a Linux guest really boots under it.
+
+    The device existing proves little (on this project's machines a guest hangs
+    after the BIOS), so doctor runs the same boot probe as ``--accel auto``, or
+    reuses its remembered verdict.
+    """
+    dev = Path("/dev/kvm")
+    if not dev.exists():
         return Check("kvm", False, "/dev/kvm absent: guests run under TCG (slower)")
-    usable = os.access(dev, os.R_OK | os.W_OK)
-    verdict_file = cache_root() / "accel-verdict.json"
-    verdict = "no boot probe yet (the first 'harness boot --accel auto' runs one)"
-    ok = usable
-    try:
-        data = json.loads(verdict_file.read_text())
-        entries = data.values() if isinstance(data, dict) and "usable" not in data else [data]
-        for e in entries:
-            if isinstance(e, dict) and "usable" in e:
-                ok = bool(e["usable"])
-                verdict = ("a Linux guest boots under KVM" if ok else
-                           "a Linux guest does NOT boot under KVM (hangs after the BIOS): "
-                           "using TCG") + f" [{e.get('reason', 'probe')}]"
-    except (OSError, ValueError):
-        pass
-    return Check("kvm", ok, f"/dev/kvm present, {'usable' if usable else 'no access'}; {verdict}")
+    if not accel.kvm_usable(dev):
+        return Check("kvm", False, "/dev/kvm present but not accessible (group kvm?): TCG")
+    key = accel.verdict_key()
+    boots = accel.load_verdict(key)
+    how = "remembered verdict"
+    if boots is None:
+        kernel = _any_kernel()
+        if kernel is None:
+            return Check("kvm", False, "/dev/kvm present and usable; not yet probed whether a "
+                         "guest boots under it (no kernel built yet: run harness build)")
+        why = accel.probe_kvm(kernel)
+        boots = why is None
+        accel.save_verdict(key, boots, why or "guest boots under KVM")
+        how = f"probed now: {why}" if why else "probed now"
+    if boots:
+        return Check("kvm", True, f"/dev/kvm present and a Linux guest boots under it ({how})")
+    return Check("kvm", False, "/dev/kvm present, but a Linux guest does NOT boot under it "
+                 f"({how}): runs use TCG")
 
 
 def disk_check() -> Check:

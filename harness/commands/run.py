@@ -7,10 +7,6 @@ import json
 from pathlib import Path
 
 from harness.commands.build import add_build_options, request_from_args
-from harness.scenario import report
-from harness.scenario.api import EXIT_FOR, run_and_report, scenario_build_request
-from harness.scenario.runner import RunOptions
-from harness.scenario.spec import load_scenario
 
 NAME = "run"
 HELP = "build the patched kernel, boot it, run a scenario (default: mempressure), print a verdict"
@@ -35,6 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so that `harness --help` stays fast and independent of the VM stack.
+    from harness.scenario import report
+    from harness.scenario.api import EXIT_FOR, run_and_report, scenario_build_request
+    from harness.scenario.runner import RunOptions
+    from harness.scenario.spec import load_scenario
+
     sc = load_scenario(args.scenario)
     kernel_opts = (args.source, args.rev, args.patches, args.config, args.jobs)
     req = (request_from_args(args) if any(o is not None for o in kernel_opts)
