@@ -165,7 +165,7 @@ def cached_artifact(key: str) -> Artifact | None:
 
 @contextmanager
 def _lineage_lock(lineage: str) -> Iterator[None]:
-    lock_path = cache_root() / "builds" / f"{lineage}.lock"
+    lock_path = cache_root() / "lineages" / f"{lineage}.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as f:
         try:
@@ -228,8 +228,12 @@ class KernelBuilder:
         self.inputs = inputs
         self.jobs = jobs or os.cpu_count() or 1
         lineage = inputs.source.lineage
-        self.tree = WorkTree(cache_root() / "trees" / lineage, inputs.source)
-        self.build_dir = cache_root() / "builds" / lineage
+        # <lineage>/src and <lineage>/build: the same relative layout for every lineage, so
+        # that with CCACHE_BASEDIR the compiler sees "../src/..." paths and ccache hits
+        # across lineages (a git tree and the tarball of the same release share objects).
+        root = cache_root() / "lineages" / lineage
+        self.tree = WorkTree(root / "src", inputs.source)
+        self.build_dir = root / "build"
         self.env = _make_env()
         self.progress = progress
         self.log_path = self.build_dir / "harness-build.log"
