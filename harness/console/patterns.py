@@ -317,11 +317,19 @@ PATTERNS: tuple[Pattern, ...] = (
         kind="oom_kill",
         start=_re(r"(?P<comm>.*?) invoked oom-killer: gfp_mask=(?P<gfp>0x[0-9a-f]+)"),
         severity=Severity.WARNING,
-        titles=("OOM kill: {vcomm} (pid {vpid})", "OOM: {comm} invoked oom-killer"),
-        marker="Killed process",
+        titles=(
+            "OOM kill: {vcomm} (pid {vpid})",
+            "OOM: {nokill} ({comm})",
+            "OOM: {comm} invoked oom-killer",
+        ),
+        # Ends at the kill, or at the admission that there is nothing to
+        # kill (a panic follows).  With panic_on_oom the panic's first line
+        # ends it.
+        marker="of memory",
         end=_re(
             r"(?:(?P<alt>Memory cgroup out of memory)|Out of memory[^:]*): "
             r"Killed process (?P<vpid>\d+) \((?P<vcomm>[^)]*)\)"
+            r"|Out of memory and (?P<nokill>no killable processes)"
         ),
         alt_kind="memcg_oom_kill",
         alt_severity=Severity.INFO,
