@@ -227,14 +227,31 @@ class WorkTree:
         state = self._load_state()
         old_overlay = state.get("overlay", {})
         assert isinstance(old_overlay, dict)
-        if state.get("identity") != self.source.identity and self.source.kind == "git":
+        kept: dict[str, tuple[bytes | None, int]] = {}
+        switching = state.get("identity") != self.source.identity and self.source.kind == "git"
+        if switching:
+            # A patched file is rewritten twice below (base for read-tree, then patched
+            # again). Remember what it held so that, when the patched content comes out
+            # the same, its old mtime comes back: otherwise a series touching a header
+            # would rebuild half the kernel on every revision switch (a bisect step).
+            for rel in old_overlay:
+                path = self.root / rel
+                kept[rel] = ((path.read_bytes(), path.stat().st_mtime_ns) if path.is_file()
+                             else (None, 0))
             for rel in old_overlay:  # restore before read-tree so it sees a clean tree
                 self._write_if_changed(rel, self.source.read_base(rel))
         self._sync_base(state)
         changed = []
         for rel in sorted(set(old_overlay) | set(overlay)):
             want = overlay[rel] if rel in overlay else self.source.read_base(rel)
-            if self._write_if_changed(rel, want):
+            wrote = self._write_if_changed(rel, want)
+            if rel in kept:
+                was, mtime = kept[rel]
+                if want is not None and want == was:
+                    os.utime(self.root / rel, ns=(mtime, mtime))
+                else:
+                    changed.append(rel)
+            elif wrote:
                 changed.append(rel)
         state["overlay"] = {
             rel: (hashlib.sha256(data).hexdigest() if data is not None else None)
