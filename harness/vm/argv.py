@@ -36,8 +36,14 @@ class RunPaths:
 
 
 def kernel_cmdline(cfg: VMConfig, nonce: str) -> str:
-    """``panic=-1`` + ``-no-reboot``: a panicking guest makes QEMU exit, never hang."""
-    parts = ["console=ttyS0", "panic=-1", f"{NONCE_PARAM}={nonce}"]
+    """The guest kernel's command line.
+
+    ``panic=-1`` + ``-no-reboot``: a panicking guest makes QEMU exit, never hang.
+    ``no_timer_check``: under TCG on a loaded host the IO-APIC timer check can
+    fail spuriously and panic the boot ("IO-APIC + timer doesn't work!"); seen
+    here with ``-M pc`` at load 8 on 2 cores.
+    """
+    parts = ["console=ttyS0", "panic=-1", "no_timer_check", f"{NONCE_PARAM}={nonce}"]
     if cfg.cmdline_extra.strip():
         parts.append(cfg.cmdline_extra.strip())
     return " ".join(parts)
