@@ -364,6 +364,13 @@ PATTERNS: tuple[Pattern, ...] = (
         marker="pages reserved",
         end=_re(r"\d+ pages reserved"),
     ),
+    Pattern(
+        # SLUB debugging (slub_debug=...): "BUG kmalloc-1k (Not tainted): ..."
+        kind="bug",
+        start=_re(r"BUG (?P<cache>[\w.:-]+) \((?:Not tainted|Tainted: [^)]*)\): (?P<what>.+?)\s*$"),
+        severity=Severity.ERROR,
+        titles=("BUG {cache}: {what}",),
+    ),
     # --- anything else the kernel calls a BUG -------------------------------
     Pattern(
         kind="bug",
