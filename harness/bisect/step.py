@@ -1,0 +1,280 @@
+"""One bisect step: build the target, boot it, run the scenario's chosen checks, give a verdict.
+
+It runs in two ways. ``git bisect run`` calls ``python -m harness.bisect.step RUN_DIR``
+(a separate process per commit, as git wants an exit status); the driver calls
+:meth:`StepRunner.run_target` in-process for the verification runs and the series
+search. Either way every step appends one JSON line to ``RUN_DIR/steps.jsonl``,
+which is how the driver (and a resumed bisect) learns what happened.
+
+The step builds with :func:`build_kernel` from the harness's own work tree at
+the commit under test -- never from the user's checkout -- so it does not care
+whether ``git bisect`` checked anything out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from harness.bisect.verdict import (
+    EXIT_ABORT,
+    Attempt,
+    StepRecord,
+    decide,
+    verdict_for_error,
+    verdict_for_statuses,
+)
+from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError
+from harness.kernel.build import BuildRequest
+from harness.scenario.checks import Status
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "bisect.json"
+STEPS_FILE = "steps.jsonl"
+
+
+@dataclass
+class BisectConfig:
+    """Everything a step needs, saved in the run directory so that a resume needs no options."""
+
+    mode: str  # "git" or "series"
+    run_dir: str
+    scenario: str
+    checks: list[str]
+    retries: int = 0
+    fragments: list[str] = field(default_factory=list)
+    base: str = "tinyconfig"
+    jobs: int | None = None
+    series: list[str] = field(default_factory=list)  # git: on top of each commit; series: bisected
+    repo: str | None = None
+    source: str | None = None  # series mode: the base tree
+    rev: str | None = None  # series mode: revision of a git base tree
+    good: str = ""
+    bad: str = ""
+    ram_mib: int | None = None
+    swap_mib: int | None = None
+    smp: int | None = None
+    accel: str = "auto"
+    duration: int | None = None
+    orig_head: str = ""
+
+    def save(self) -> None:
+        path = Path(self.run_dir) / CONFIG_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> BisectConfig:
+        path = run_dir / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(str(path), f"not a bisect run directory: {exc}") from exc
+        data["run_dir"] = str(run_dir)
+        return cls(**data)
+
+
+def read_steps(run_dir: Path) -> list[StepRecord]:
+    """Every step recorded so far (by this process, git bisect run's steps, earlier runs)."""
+    path = run_dir / STEPS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                out.append(StepRecord.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: ignoring a corrupt line (an interrupted step?)", path)
+    return out
+
+
+def append_step(run_dir: Path, rec: StepRecord) -> None:
+    with (run_dir / STEPS_FILE).open("a") as f:
+        f.write(json.dumps(rec.to_json()) + "\n")
+
+
+@dataclass
+class Outcome:
+    """What one execution produced, reduced to what the verdict needs."""
+
+    statuses: dict[str, Status]
+    infra_error: str
+    run_dir: str
+    build_s: float
+
+
+ExecuteFn = Callable[[BuildRequest, Path], Outcome]
+FAKE_ENV = "HARNESS_BISECT_FAKE_EXECUTE"
+
+
+def _fake_execute() -> ExecuteFn | None:
+    """Test seam: ``$HARNESS_BISECT_FAKE_EXECUTE=module:function`` replaces build+boot+run.
+
+    The unit tests drive the real ``git bisect run`` -> step process -> verdict path
+    with it, in a second instead of a kernel build per commit.
+    """
+    spec = os.environ.get(FAKE_ENV)
+    if not spec:
+        return None
+    mod, _, fn = spec.partition(":")
+    func: ExecuteFn = getattr(importlib.import_module(mod), fn)
+    return func
+
+
+class StepRunner:
+    """Builds and runs targets for one bisect configuration."""
+
+    def __init__(self, cfg: BisectConfig) -> None:
+        from harness.scenario.spec import Scenario, load_scenario
+
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        base = load_scenario(cfg.scenario)
+        # Only the named checks run: a data change to the scenario, as a variant file would be.
+        self.scenario = Scenario(base.name, base.path, {**base.data, "checks": list(cfg.checks)})
+
+    def request(self, rev: str | None = None, series: tuple[Path, ...] | None = None,
+                source: str | None = None) -> BuildRequest:
+        return BuildRequest(source=source, rev=rev,
+                            series=series if series is not None else
+                            tuple(Path(s) for s in self.cfg.series),
+                            fragments=tuple(self.cfg.fragments), base=self.cfg.base,
+                            jobs=self.cfg.jobs)
+
+    def execute(self, req: BuildRequest, step_dir: Path) -> Outcome:
+        """Build, boot, run the scenario. Raises what build/boot raise (see verdict_for_error)."""
+        from harness.kernel.build import build_kernel
+        from harness.scenario.api import run_and_report
+        from harness.scenario.runner import RunOptions
+
+        sc = self.scenario
+        t0 = time.monotonic()
+        build_kernel(req)
+        build_s = time.monotonic() - t0
+        step_dir.mkdir(parents=True, exist_ok=True)
+        opts = RunOptions(
+            scenario=sc, build=req,  # the runner finds the artifact in the cache at once
+            ram_mib=self.cfg.ram_mib or sc.get("vm", "ram_mib"),
+            swap_mib=(self.cfg.swap_mib if self.cfg.swap_mib is not None
+                      else sc.get("vm", "swap_mib")),
+            smp=self.cfg.smp or sc.get("vm", "smp"), accel=self.cfg.accel,
+            stress_s=self.cfg.duration or sc.get("notifications", "stress_s"),
+            run_dir=step_dir)
+        outcome, _ = run_and_report(opts)
+        return Outcome({r.name: r.status for r in outcome.results}, outcome.infra_error,
+                       str(outcome.run_dir), build_s)
+
+    def attempt(self, req: BuildRequest, step_dir: Path) -> Attempt:
+        """One execution, its outcome (or error) mapped to a verdict."""
+        t0 = time.monotonic()
+        execute = _fake_execute() or self.execute
+        try:
+            out = execute(req, step_dir)
+        except HarnessError as exc:
+            verdict = verdict_for_error(exc)
+            if verdict is None:
+                raise
+            secs = time.monotonic() - t0
+            log.warning("step: %s -> %s", exc.one_line(), verdict.value)
+            step_dir.mkdir(parents=True, exist_ok=True)
+            (step_dir / "error.txt").write_text(f"{exc.one_line()}\n{exc.detail}\n")
+            return Attempt(verdict, round(secs, 1), exc.one_line(), round(secs, 1), 0.0,
+                           str(step_dir))
+        verdict = verdict_for_statuses(out.statuses, self.scenario.checks)
+        failed = [n for n, st in out.statuses.items() if st.value != "pass"]
+        detail = (out.infra_error or
+                  (f"not passed: {', '.join(failed)}" if failed else "all checks passed"))
+        secs = time.monotonic() - t0
+        return Attempt(verdict, round(secs, 1), detail, round(out.build_s, 1),
+                       round(secs - out.build_s, 1), out.run_dir,
+                       {k: v.value for k, v in out.statuses.items()})
+
+    def run_target(self, target: str, label: str, req: BuildRequest,
+                   phase: str = "bisect") -> StepRecord:
+        """Decide one target's verdict (with re-runs of a bad one) and record it."""
+        index = len(read_steps(self.run_dir)) + 1
+        short = target[:12].replace("=", "")
+        t0 = time.monotonic()
+        log.info("step %d (%s): %s %s", index, phase, target[:12], label)
+
+        def one(n: int) -> Attempt:
+            return self.attempt(req, self.run_dir / "steps" / f"{index:02d}-{short}-{n}")
+
+        verdict, attempts, note = decide(one, self.cfg.retries)
+        rec = StepRecord(target, label, verdict, round(time.monotonic() - t0, 1), attempts, note,
+                         phase)
+        append_step(self.run_dir, rec)
+        log.info("step %d: %s %s -> %s in %.0fs%s", index, target[:12], label, verdict.value,
+                 rec.seconds, f" ({note})" if note else "")
+        return rec
+
+
+def git_out(repo: str | Path, *args: str, check: bool = True) -> str:
+    r = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise UsageError(f"git {' '.join(args)}", r.stderr.strip() or f"exit {r.returncode}")
+    return r.stdout.strip()
+
+
+def commit_under_test(repo: str | Path) -> str:
+    """BISECT_HEAD in ``--no-checkout`` mode (ours), else HEAD (a bisect the user started)."""
+    sha = git_out(repo, "rev-parse", "--verify", "-q", "BISECT_HEAD^{commit}", check=False)
+    return sha or git_out(repo, "rev-parse", "HEAD^{commit}")
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``git bisect run``: exit 0 good, 1 bad, 125 skip, 255 abort."""
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    # SIGTERM/SIGHUP unwind like Ctrl-C: the Machine context manager then takes QEMU down.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+    if len(args) != 1:
+        log.error("usage: python -m harness.bisect.step RUN_DIR")
+        return EXIT_ABORT
+    # The run directory keeps the steps' log next to git's own output (bisect-run.log).
+    fh = logging.FileHandler(Path(args[0]) / "bisect-run.log")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s",
+                                      "%H:%M:%S"))
+    logging.getLogger().addHandler(fh)
+    try:
+        cfg = BisectConfig.load(Path(args[0]))
+        assert cfg.repo is not None
+        runner = StepRunner(cfg)
+        sha = commit_under_test(cfg.repo)
+        subject = git_out(cfg.repo, "log", "-1", "--format=%s", sha)
+        rec = runner.run_target(sha, subject, runner.request(rev=sha, source=cfg.repo))
+        return rec.verdict.exit_code
+    except KeyboardInterrupt:
+        log.error("step interrupted: aborting the bisect")
+        return EXIT_INTERRUPTED
+    except HarnessError as exc:
+        log.error("step cannot go on, aborting the bisect: %s", exc.one_line())
+        return EXIT_ABORT
+    except Exception:
+        # A harness bug is not evidence about the kernel: abort rather than blame or skip.
+        log.exception("step crashed: aborting the bisect")
+        return EXIT_ABORT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

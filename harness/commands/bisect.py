@@ -1,0 +1,128 @@
+"""``harness bisect``: find the commit (``--repo``) or the patch (``--patches``) that broke a check.
+
+Exit status: 0 when a single culprit is named and its verification re-runs agree
+(parent good, culprit bad); 3 when the bisect could not name one (only skipped
+commits left) or the re-runs disagree (flaky); 2 for bad options; 130 on Ctrl-C
+(the repository is restored and the run directory can be resumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.commands.build import add_build_options
+
+if TYPE_CHECKING:
+    from harness.bisect.step import BisectConfig
+
+NAME = "bisect"
+HELP = ("find the first commit (--repo, git bisect run) or patch (--patches, binary search) "
+        "that fails the named checks")
+
+CHECKS = ("notifications", "clamping", "oom_absence", "child_cgroup")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", help="kernel git repository to bisect (git bisect run, "
+                   "--no-checkout: your work tree and HEAD are not touched)")
+    p.add_argument("--good", help="git mode: a good revision; series mode: number of leading "
+                   "patches known good (default 0)")
+    p.add_argument("--bad", help="git mode: a bad revision; series mode: number of leading "
+                   "patches known bad (default all)")
+    p.add_argument("--scenario", default="mempressure",
+                   help="scenario name or .toml path (default mempressure)")
+    p.add_argument("--check", action="append", choices=CHECKS, metavar="CHECK",
+                   help=f"check that decides the verdict; repeatable (one of {', '.join(CHECKS)};"
+                   " default: all of the scenario's)")
+    p.add_argument("--retries", type=int, default=0,
+                   help="re-run a bad verdict N more times; any pass makes the step 'skip' "
+                   "(flaky) instead of 'bad'")
+    p.add_argument("--run-dir", type=Path, help="results directory (default runs/<stamp>-bisect)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted bisect: the one in progress in --repo, or "
+                   "the one recorded in --run-dir")
+    add_build_options(p)
+    g = p.add_argument_group("guest")
+    g.add_argument("--ram", type=int, help="guest RAM in MiB (default: the scenario's)")
+    g.add_argument("--swap", type=int, help="swap disk in MiB (default: the scenario's)")
+    g.add_argument("--smp", type=int, help="guest CPUs (default: the scenario's)")
+    g.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    g.add_argument("--duration", type=int, help="stress phase in seconds (default: scenario's)")
+
+
+def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
+    from harness.bisect.step import BisectConfig, git_out
+    from harness.errors import UsageError
+    from harness.kernel.build import DEFAULT_FRAGMENTS, BuildRequest, resolve_inputs
+    from harness.scenario.spec import load_scenario
+
+    sc = load_scenario(args.scenario)  # a bad name fails now, not as 'skip' on every step
+    checks = args.check or sc.checks
+    frags = (tuple(f for c in args.config for f in c.split(",") if f) if args.config
+             else tuple(str(f) for f in sc.data.get("kernel", {}).get("fragments", []))
+             or DEFAULT_FRAGMENTS)
+    series = [str(Path(s).resolve()) for s in (args.patches or []) if str(s) != "none"]
+    if args.retries < 0:
+        raise UsageError("--retries", "must be >= 0")
+    common = dict(run_dir=str(run_dir), scenario=str(sc.path), checks=list(checks),
+                  retries=args.retries, fragments=list(frags), base=args.base, jobs=args.jobs,
+                  series=series, ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
+                  accel=args.accel, duration=args.duration)
+    if args.repo:
+        if args.source or args.rev:
+            raise UsageError("--source/--rev", "not with --repo: the repository is the source")
+        repo = git_out(args.repo, "rev-parse", "--show-toplevel")
+        if not args.resume and not (args.good and args.bad):
+            raise UsageError("--good/--bad", "both are needed with --repo")
+        good = bad = ""
+        if args.good and args.bad:
+            good = git_out(repo, "rev-parse", "--verify", f"{args.good}^{{commit}}")
+            bad = git_out(repo, "rev-parse", "--verify", f"{args.bad}^{{commit}}")
+            # Fragments, base and any --patches on top are checked once, up front.
+            resolve_inputs(BuildRequest(source=repo, rev=bad, series=tuple(
+                Path(s) for s in series), fragments=frags, base=args.base))
+        return BisectConfig(mode="git", repo=repo, good=good, bad=bad, **common)
+    if not series:
+        raise UsageError("--repo or --patches", "give a git repository to bisect, or a series")
+    for opt in ("good", "bad"):
+        v = getattr(args, opt)
+        if v is not None and not v.isdigit():
+            raise UsageError(f"--{opt} {v}", "with --patches, a number of leading patches")
+    resolve_inputs(BuildRequest(source=args.source, rev=args.rev,
+                                series=tuple(Path(s) for s in series), fragments=frags,
+                                base=args.base))
+    return BisectConfig(mode="series", source=args.source, rev=args.rev, good=args.good or "0",
+                        bad=args.bad or "", **common)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that `harness --help` stays fast and independent of the VM stack.
+    from harness.bisect.gitbisect import run_git_bisect
+    from harness.bisect.report import summary_text, write_results
+    from harness.bisect.series import run_series_bisect
+    from harness.bisect.step import CONFIG_FILE, BisectConfig
+    from harness.errors import EXIT_INFRA, EXIT_OK
+    from harness.paths import runs_root
+
+    if args.resume and args.run_dir and (args.run_dir / CONFIG_FILE).is_file():
+        cfg = BisectConfig.load(args.run_dir.resolve())
+    else:
+        run_dir = (args.run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-bisect")
+        run_dir = run_dir.resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg = _config_from_args(args, run_dir)
+    Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+    cfg.save()
+    print(f"bisect run directory: {cfg.run_dir}", flush=True)
+    if cfg.mode == "git":
+        doc = run_git_bisect(cfg, resume=args.resume)
+    else:
+        doc = run_series_bisect(cfg, resume=args.resume)
+    write_results(Path(cfg.run_dir), doc)
+    print(summary_text(doc), end="")
+    print(f"run directory: {cfg.run_dir}  (results.json, summary.txt"
+          f"{', bisect.log' if cfg.mode == 'git' else ''}, steps/)")
+    return EXIT_OK if doc["status"] == "found" else EXIT_INFRA
