@@ -24,6 +24,7 @@ Design (why it looks the way it does):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.console.patterns import END_TRACE, PATTERNS, PREFILTER_WORDS, End, Pattern
@@ -43,19 +44,18 @@ _MAX_PARTIAL = 1 << 20
 
 # <level> then [seconds.micros] and/or [caller id]; one space after them.
 _PREFIX = re.compile(r"(?:<\d{1,3}>)?((?:\[\s*\d+\.\d+\])?(?:\[\s*[TC]\d+\])?)")
-_PREFIX_LINES = re.compile(r"^(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?(?:\[\s*[TC]\d+\])? ?", re.M)
 _TIMESTAMP_LINE = re.compile(r"^(?:<\d{1,3}>)?\[\s*\d+\.\d+\]", re.M)
 _EMBEDDED = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*[TC]\d+\])? ?")
 _CUT_HERE = re.compile(r"-+\[ cut here \]-+\s*$")
 
-_RIP = re.compile(r"^RIP: [0-9a-f]{4}:(?P<fn>[A-Za-z_][\w.]*)\+0x", re.M)
-_TRACE_START = re.compile(r"^(?:Call Trace:|stack backtrace:|(?:kmemleak:)?\s*backtrace)", re.M)
+# Matched (re.match) against single prefix-stripped lines of a finished block.
+_RIP = re.compile(r"RIP: [0-9a-f]{4}:(?P<fn>[A-Za-z_][\w.]*)\+0x")
+_TRACE_START = re.compile(r"(?:Call Trace:|stack backtrace:|(?:kmemleak:)?\s*backtrace)")
 _FRAME = re.compile(
-    r"^\s*(?:kmemleak:\s+)?(?:\[<[0-9a-f]+>\] )?(?P<fn>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+",
-    re.M,
+    r"\s*(?:kmemleak:\s+)?(?:\[<[0-9a-f]+>\] )?(?P<fn>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+"
 )
 _AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_][\w.]*)\+0x")
-_ACCESS = re.compile(r"^(?P<access>Read|Write) of size", re.M)
+_ACCESS = re.compile(r"(?P<access>Read|Write) of size")
 # Frames that are the reporting machinery, not the code at fault.
 _SKIP_FRAME = re.compile(
     r"(?:dump_stack|show_stack|__dump_stack|__warn|warn_slowpath|report_bug|handle_bug"
@@ -74,6 +74,41 @@ _SKIP_FRAME = re.compile(
 _SPACES = re.compile(r"\s+")
 
 
+_Finder = Callable[[str, int], int]
+
+
+def _finder(word: str) -> _Finder:
+    """The fastest way to find ``word`` in console text.
+
+    Python's regex engine scans for a literal's first character in a tight
+    loop, which is several times faster than ``str.find`` when that
+    character is rare in console text (upper case, ``<``, ``-``, ``=``);
+    ``str.find`` wins for lower-case words.  Measured on the corpus.
+    """
+    if word[0].isupper() or word[0] in "<-=":
+        search = re.compile(re.escape(word)).search
+
+        def find(text: str, pos: int) -> int:
+            m = search(text, pos)
+            return m.start() if m else -1
+
+        return find
+    return lambda text, pos: text.find(word, pos)
+
+
+_WORD_FINDERS: tuple[_Finder, ...] = tuple(_finder(w) for w in PREFILTER_WORDS)
+
+
+_MARKER_FINDERS: dict[str, _Finder] = {}
+
+
+def _marker_finder(marker: str) -> _Finder:
+    finder = _MARKER_FINDERS.get(marker)
+    if finder is None:
+        finder = _MARKER_FINDERS[marker] = _finder(marker)
+    return finder
+
+
 class _Prefilter:
     """Finds the next trigger word in a text with one ``str.find`` per word.
 
@@ -89,18 +124,23 @@ class _Prefilter:
         self._text = ""
         self._next = [-1] * len(PREFILTER_WORDS)
 
+    def reset(self, text: str) -> None:
+        """Start on a new text (positions are only valid within one)."""
+        self._text = text
+        self._next = [-2] * len(PREFILTER_WORDS)
+
     def search(self, text: str, pos: int) -> int:
-        """Position of the first trigger word at or after ``pos``, or -1."""
+        """Position of the first trigger word at or after ``pos``, or -1.
+
+        ``pos`` must not decrease between calls on the same text.
+        """
+        assert text is self._text
         nxt = self._next
-        if text is not self._text:
-            self._text = text
-            for i in range(len(nxt)):
-                nxt[i] = -2
         best = -1
-        for i, word in enumerate(PREFILTER_WORDS):
+        for i, find in enumerate(_WORD_FINDERS):
             at = nxt[i]
             if at != -1 and at < pos:
-                at = nxt[i] = text.find(word, pos)
+                at = nxt[i] = find(text, pos)
             if at >= 0 and (best < 0 or at < best):
                 best = at
         return best
@@ -118,23 +158,39 @@ def _strip(line: str) -> tuple[str, bool]:
     return line[end:], True
 
 
-def _blamed_function(pattern: Pattern, groups: dict[str, str], text: str) -> str | None:
-    """The function a report blames, from its prefix-stripped text."""
+def _blamed_function(groups: dict[str, str], lines: list[str]) -> str | None:
+    """The function a report blames, from its raw console lines.
+
+    The function named on the report's first line if any (WARNING, KASAN),
+    else the kernel ``RIP:`` line, else the first call-trace frame that is
+    not reporting machinery (dump_stack, __might_sleep, lock_acquire...),
+    else the function that took a listed lock (lockdep's "at: fn+0x").
+    Lines are only stripped of their prefixes when a cheap substring test
+    says they may matter: this runs for every finding.
+    """
     fn = groups.get("fn")
     if fn:
         return fn.split(".", 1)[0]
-    rip = _RIP.search(text)
-    if rip:
-        return rip.group("fn").split(".", 1)[0]
-    trace = _TRACE_START.search(text)
-    if trace:
-        for frame in _FRAME.finditer(text, trace.end()):
-            name = frame.group("fn")
-            if not _SKIP_FRAME.match(name):
-                return name.split(".", 1)[0]
-    at = _AT_FN.search(text)
-    if at:
-        return at.group("fn").split(".", 1)[0]
+    for raw in lines:
+        if "RIP: " in raw:
+            rip = _RIP.match(_strip(raw)[0])
+            if rip:
+                return rip.group("fn").split(".", 1)[0]
+    in_trace = False
+    for raw in lines:
+        if not in_trace:
+            if "Call Trace:" in raw or "backtrace" in raw:
+                in_trace = _TRACE_START.match(_strip(raw)[0]) is not None
+            continue
+        if "+0x" in raw:
+            frame = _FRAME.match(_strip(raw)[0])
+            if frame and not _SKIP_FRAME.match(frame.group("fn")):
+                return frame.group("fn").split(".", 1)[0]
+    for raw in lines:
+        if " at: " in raw:
+            at = _AT_FN.search(raw)
+            if at:
+                return at.group("fn").split(".", 1)[0]
     return None
 
 
@@ -223,6 +279,7 @@ class ConsoleClassifier:
         """Classify ``text``, which ends with a newline."""
         if not self._timestamps and _TIMESTAMP_LINE.search(text):
             self._timestamps = True
+        self._prefilter.reset(text)
         pos, n = 0, len(text)
         while pos < n:
             if self._open is not None:
@@ -329,7 +386,7 @@ class ConsoleClassifier:
             # The end marker's position is remembered while still ahead of
             # ``pos``: a long report must not rescan its tail for it.
             if end_at != -1 and end_at < pos:
-                end_at = text.find(block.marker, pos) if block.marker else -1
+                end_at = _marker_finder(block.marker)(text, pos) if block.marker else -1
             cand = self._prefilter.search(text, pos)
             if end_at < 0 and cand < 0:
                 self._extend(block, text, pos, n)
@@ -439,15 +496,18 @@ class ConsoleClassifier:
     def _make_finding(self, block: _Open) -> Finding:
         pattern = block.pattern
         text = self._block_text(block)
-        stripped = _PREFIX_LINES.sub("", text)
+        lines = text.split("\n")
         fields = dict(block.groups)
         fields.update(block.end_groups)
-        fn = _blamed_function(pattern, fields, stripped)
+        fn = _blamed_function(fields, lines)
         if fn:
             fields["fn"] = fn
-        access = _ACCESS.search(stripped)
-        if access:
-            fields["access"] = access.group("access")
+        if pattern.kind == "kasan":
+            for line in lines:
+                access = _ACCESS.match(_strip(line)[0]) if " of size" in line else None
+                if access:
+                    fields["access"] = access.group("access")
+                    break
         kind, severity, titles = pattern.kind, pattern.severity, pattern.titles
         if pattern.alt_kind and "alt" in block.end_groups:
             kind, severity, titles = pattern.alt_kind, pattern.alt_severity, pattern.alt_titles

@@ -329,3 +329,10 @@ def test_feed_after_close_is_an_error() -> None:
     c.close()
     with pytest.raises(ValueError):
         c.feed("x\n")
+
+
+def test_same_chunk_object_fed_twice() -> None:
+    chunk = "[ 1.0] Kernel panic - not syncing: again\n"
+    c = ConsoleClassifier()
+    assert len(c.feed(chunk)) == 1
+    assert len(c.feed(chunk)) == 1
