@@ -1,0 +1,188 @@
+"""harness bisect end to end: real builds, real boots, a history made from Debian's 6.12.
+
+One repository serves both tests, so they share one work tree and build
+directory (one lineage) and the artifact cache (a tree already built is only
+booted again):
+
+    base (6.12) - series S1..Sn - H1 - H2 - R - H3            main
+                                       \\
+                                        R' - X - Xfix - H4     branch "build-break"
+
+H* touch only Documentation; R and R' break the counter clamp (the same change,
+so the same tree); X adds a syntax error to mm/vmpressure.c and Xfix removes it.
+Test 1 bisects Sn..H3 and must name R. Test 2 bisects H2..H4: git's first pick is
+X (the middle), which must be skipped, not blamed; the answer must be R'.
+
+The repository is made without ever writing a work tree (commits built in the
+index from the harness's extracted tarball), so it costs one ``git add`` of the
+source. Its work tree is therefore "all deleted" -- a dirty tree that the bisect
+(``--no-checkout``) must leave exactly as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.kernel.series import Patch, load_series
+from harness.kernel.source import resolve_source
+from harness.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.vm
+
+SERIES = PROJECT_ROOT / "patches" / "mempressure-shrinker"
+BROKEN_CLAMP = PROJECT_ROOT / "patches" / "tests" / "broken-clamp"
+DOC = "Documentation/admin-guide/cgroup-v1/memory.rst"
+ENV = dict(os.environ, GIT_AUTHOR_NAME="Bisect Test", GIT_AUTHOR_EMAIL="bisect@test",
+           GIT_COMMITTER_NAME="Bisect Test", GIT_COMMITTER_EMAIL="bisect@test",
+           GIT_AUTHOR_DATE="2024-11-17T00:00:00Z", GIT_COMMITTER_DATE="2024-11-17T00:00:00Z")
+
+
+def git(repo: Path, *args: str, data: bytes | None = None) -> str:
+    r = subprocess.run(["git", "-c", "core.fsync=none", "-c", "core.looseCompression=1",
+                        "-C", str(repo), *args], input=data, capture_output=True, env=ENV)
+    if r.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)}: {r.stderr.decode()}")
+    return r.stdout.decode().strip()
+
+
+def _subject(p: Patch) -> str:
+    m = re.search(rb"^Subject: (?:\[[^\]]*\] )?(.*)$", p.data, re.MULTILINE)
+    return m.group(1).decode() if m else p.name
+
+
+def _commit_patch(repo: Path, p: Patch, msg: str) -> str:
+    git(repo, "apply", "--cached", f"-p{p.strip}", "-", data=p.data)
+    git(repo, "commit", "-q", "-m", msg)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def _commit_edit(repo: Path, path: str, edit: Callable[[str], str], msg: str) -> str:
+    old = git(repo, "show", f"HEAD:{path}") + "\n"
+    new = edit(old)
+    assert new != old, f"{msg}: the edit changed nothing in {path}"
+    blob = git(repo, "hash-object", "-w", "--stdin", data=new.encode())
+    git(repo, "update-index", "--cacheinfo", f"100644,{blob},{path}")
+    git(repo, "commit", "-q", "-m", msg)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def _doc_commit(repo: Path, n: int) -> str:
+    return _commit_edit(repo, DOC, lambda t: t + f"\n.. bisect test: harmless comment {n}\n",
+                        f"Documentation: harmless comment {n}")
+
+
+def _regress(repo: Path, msg: str) -> str:
+    """Break the clamp: patches/tests/broken-clamp if it exists, else our own tiny edit."""
+    if (BROKEN_CLAMP / "series").is_file() or BROKEN_CLAMP.is_file():
+        patches = load_series(BROKEN_CLAMP)
+        for p in patches[:-1]:
+            git(repo, "apply", "--cached", f"-p{p.strip}", "-", data=p.data)
+        return _commit_patch(repo, patches[-1], msg)
+    call = re.compile(r"vmpressure_shrinker_adjust\(\s*sh->chunks,\s*delta\)")
+
+    def unclamped(text: str) -> str:
+        if not call.search(text):
+            pytest.skip("no broken-clamp series and mm/vmpressure.c has no clamp call to break")
+        return call.sub("(u64)((s64)sh->chunks + delta)", text)
+
+    return _commit_edit(repo, "mm/vmpressure.c", unclamped, msg)
+
+
+SYNTAX_ERROR = "\nint harness_bisect_syntax_error(void) { return 0 }\n"
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | Path]:
+    if not (SERIES / "series").is_file():
+        pytest.skip(f"{SERIES} is not there yet")
+    t0 = time.monotonic()
+    base = resolve_source(None).base_dir  # the harness's extracted 6.12 tarball
+    assert base is not None
+    repo = tmp_path_factory.mktemp("bisect") / "linux"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    # Index-only commits: 'add' reads the extracted tree in place, nothing is copied.
+    r = subprocess.run(["git", "-c", "core.fsync=none", "-c", "core.looseCompression=1",
+                        f"--git-dir={repo / '.git'}", f"--work-tree={base}", "-C", str(base),
+                        "add", "-A", "-f"], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    git(repo, "commit", "-q", "-m", "Linux 6.12 (Debian linux-source)")
+    h: dict[str, str | Path] = {"repo": repo, "base": git(repo, "rev-parse", "HEAD")}
+    for p in load_series(SERIES):
+        h["Sn"] = _commit_patch(repo, p, _subject(p))
+    h["H1"] = _doc_commit(repo, 1)
+    h["H2"] = _doc_commit(repo, 2)
+    h["R"] = _regress(repo, "mm: vmpressure: simplify the shrinker counter update")
+    h["H3"] = _doc_commit(repo, 3)
+    git(repo, "checkout", "-q", "-b", "build-break", str(h["H2"]))
+    h["R2"] = _regress(repo, "mm: vmpressure: simplify the shrinker counter update (again)")
+    h["X"] = _commit_edit(repo, "mm/vmpressure.c", lambda t: t + SYNTAX_ERROR,
+                          "mm: vmpressure: work in progress (does not build)")
+    h["Xfix"] = _commit_edit(repo, "mm/vmpressure.c", lambda t: t.replace(SYNTAX_ERROR, ""),
+                             "mm: vmpressure: fix the build")
+    h["H4"] = _doc_commit(repo, 4)
+    git(repo, "symbolic-ref", "HEAD", "refs/heads/main")  # back on main, index = main's tree
+    git(repo, "read-tree", "main")
+    print(f"\nhistory made in {time.monotonic() - t0:.0f}s")
+    return h
+
+
+def _state(repo: Path) -> tuple[str, str, str, str]:
+    gitdir = repo / ".git"
+    return (git(repo, "symbolic-ref", "HEAD"), git(repo, "rev-parse", "HEAD"),
+            git(repo, "status", "--porcelain").count("\n").__str__(),
+            " ".join(sorted(p.name for p in gitdir.iterdir() if p.name.startswith("BISECT"))))
+
+
+def _bisect(repo: Path, good: str, bad: str, run_dir: Path,
+            capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object], float]:
+    t0 = time.monotonic()
+    rc = main(["bisect", "--repo", str(repo), "--good", good, "--bad", bad,
+               "--check", "clamping", "--accel", os.environ.get("HARNESS_TEST_ACCEL", "tcg"),
+               "--run-dir", str(run_dir)])
+    wall = time.monotonic() - t0
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\n{out}\nharness bisect wall time: {wall:.0f}s")
+    doc: dict[str, object] = json.loads((run_dir / "results.json").read_text())
+    return rc, doc, wall
+
+
+def test_bisect_names_the_regressing_commit(history: dict[str, str | Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(history["repo"])
+    before = _state(repo)
+    rc, doc, wall = _bisect(repo, str(history["Sn"]), "main", tmp_path / "run", capsys)
+    assert rc == 0, doc
+    assert doc["first_bad"]["commit"] == history["R"], doc  # type: ignore[index]
+    assert doc["verification"]["ok"], doc["verification"]  # type: ignore[index]
+    assert doc["verification"]["parent"] == history["H2"]  # type: ignore[index]
+    assert _state(repo) == before
+    for name in ("results.json", "summary.txt", "bisect.log", "steps.jsonl"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert wall < 20 * 60, f"e2e bisect took {wall:.0f}s"
+
+
+def test_bisect_skips_a_commit_that_does_not_build(history: dict[str, str | Path],
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(history["repo"])
+    before = _state(repo)
+    rc, doc, _ = _bisect(repo, str(history["H2"]), "build-break", tmp_path / "run", capsys)
+    assert rc == 0, doc
+    assert doc["first_bad"]["commit"] == history["R2"], doc  # type: ignore[index]
+    steps = {s["target"]: s for s in doc["steps"]}  # type: ignore[attr-defined]
+    assert history["X"] in steps, "git bisect did not test the commit that does not build"
+    x = steps[history["X"]]
+    assert x["verdict"] == "skip", x
+    assert "mm/vmpressure.c" in x["attempts"][0]["detail"], x
+    assert _state(repo) == before
