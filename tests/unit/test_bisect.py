@@ -229,6 +229,10 @@ FAKE_MODULE = textwrap.dedent('''
             f.write(f"{req.rev} {text}\\n")
         if text == "build-error":
             raise BuildError("mm/vmpressure.c:1", "error: expected ';'")
+        if text == "slow":  # stands for a long build/boot: the test interrupts it
+            import os, time
+            (Path(req.source).parent / "slow.pid").write_text(str(os.getpid()))
+            time.sleep(60)
         if text == "infra":
             raise InfraError("qemu", "boot timeout")
         status = {"good": Status.PASS, "bad": Status.FAIL}[text]
@@ -442,3 +446,44 @@ def test_cli_series_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     doc = json.loads((run_dir / "results.json").read_text())
     assert doc["first_bad"]["patch"] == "0004-step-4.patch"
     assert doc["verification"]["ok"] and seen[-2:] == [3, 4]
+
+
+def test_sigterm_mid_step_stops_the_step_and_restores(history: tuple[Path, list[str]],
+                                                      tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) while a step runs: the step process goes, the repo is restored."""
+    import signal
+    import threading
+    import time
+
+    repo, shas = history
+    (repo / "VERDICT").write_text("slow\n")
+    git(repo, "commit", "-qam", "slow")
+    for i, v in enumerate(("bad", "bad")):
+        (repo / "VERDICT").write_text(v + "\n")
+        (repo / "n").write_text(f"late {i}\n")
+        git(repo, "commit", "-qam", v)
+    before = _repo_state(repo)
+    cfg = _cfg(repo, shas, tmp_path / "run")
+    cfg.good, cfg.bad = shas[-1], git(repo, "rev-parse", "HEAD")
+    cfg.save()
+    pidfile = repo.parent / "slow.pid"
+
+    def interrupt() -> None:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=interrupt)
+    t.start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        gitbisect.run_git_bisect(cfg)
+    t.join()
+    assert time.monotonic() - t0 < 30  # did not wait for the 60 s "build"
+    step_pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(step_pid, 0)
+    assert _repo_state(repo) == before
+    assert (tmp_path / "run" / "bisect.log").is_file()
