@@ -198,6 +198,9 @@ def run_git_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
                 raise UsageError(str(run_dir / LOG_FILE), "git bisect replay failed",
                                  r.stderr.strip())
         else:
+            if not (cfg.good and cfg.bad):
+                raise UsageError("--resume", f"nothing to resume: no bisect in progress in "
+                                 f"{repo} and no {LOG_FILE} in {run_dir}")
             guard.started = True
             git_out(repo, "bisect", "start", "--no-checkout", cfg.bad, cfg.good)
         blog = save_log(repo, run_dir)

@@ -487,3 +487,12 @@ def test_sigterm_mid_step_stops_the_step_and_restores(history: tuple[Path, list[
         os.kill(step_pid, 0)
     assert _repo_state(repo) == before
     assert (tmp_path / "run" / "bisect.log").is_file()
+
+
+def test_resume_with_nothing_to_resume_is_usage_error(history: tuple[Path, list[str]],
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    repo, _ = history
+    rc = main(["bisect", "--repo", str(repo), "--resume", "--run-dir", str(tmp_path / "r")])
+    assert rc == 2 and "nothing to resume" in capsys.readouterr().err
+    assert not gitbisect.bisect_in_progress(repo)
