@@ -187,8 +187,8 @@ DBG: list[Scenario] = [
     Scenario("dbg-exec-data", "debug", "(lk EXEC_DATA); echo subshell gone"),
     Scenario("dbg-corrupt-list-add", "debug", "(lk CORRUPT_LIST_ADD); echo subshell gone"),
     Scenario("dbg-corrupt-list-del", "debug", "(lk CORRUPT_LIST_DEL); echo subshell gone"),
-    Scenario("dbg-double-fault", "debug", "lk DOUBLE_FAULT"),
-    Scenario("dbg-exhaust-stack", "debug", "lk EXHAUST_STACK", timeout=90),
+    # DOUBLE_FAULT is ia32-only: lkdtm says "XFAIL" and nothing happens.
+    Scenario("dbg-clean-double-fault-xfail", "debug", "lk DOUBLE_FAULT"),
     Scenario("dbg-panic", "debug", "lk PANIC"),
     Scenario("dbg-array-bounds", "debug", "lk ARRAY_BOUNDS"),
     Scenario("dbg-kfence-uaf", "debug", "lk KFENCE_READ_AFTER_FREE"),
