@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ import pytest
 from harness.cli import main
 from harness.kernel.series import Patch, load_series
 from harness.kernel.source import resolve_source
-from harness.paths import PROJECT_ROOT
+from harness.paths import PROJECT_ROOT, cache_root
 
 pytestmark = pytest.mark.vm
 
@@ -101,7 +102,7 @@ SYNTAX_ERROR = "\nint harness_bisect_syntax_error(void) { return 0 }\n"
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | Path]:
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str | Path]]:
     if not (SERIES / "series").is_file():
         pytest.skip(f"{SERIES} is not there yet")
     t0 = time.monotonic()
@@ -133,7 +134,12 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | Path]:
     git(repo, "symbolic-ref", "HEAD", "refs/heads/main")  # back on main, index = main's tree
     git(repo, "read-tree", "main")
     print(f"\nhistory made in {time.monotonic() - t0:.0f}s")
-    return h
+    yield h
+    # The repository lives in a temp dir, so its lineage (work tree + build dir, ~3 GB)
+    # would never be used again: remove it. Artifacts and ccache stay.
+    lineage = cache_root() / "lineages" / resolve_source(repo).lineage
+    shutil.rmtree(lineage, ignore_errors=True)
+    lineage.with_suffix(".lock").unlink(missing_ok=True)
 
 
 def _state(repo: Path) -> tuple[str, str, str, str]:
