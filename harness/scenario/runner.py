@@ -163,11 +163,7 @@ class ScenarioRun:
             with vm:  # the Machine owns QEMU's life: it is gone when this block exits
                 self.timings["boot"] = round(time.monotonic() - t_boot, 2)
                 self.info["accel"] = vm.accel
-                try:
-                    self._in_guest(vm, bins, wanted)
-                finally:
-                    self._save("qmp-events.json",
-                               json.dumps(vm.qmp_events, indent=1, default=str))
+                self._in_guest(vm, bins, wanted)
         except InfraError as exc:
             infra = exc.one_line()
             log.error("infrastructure error: %s", infra)
