@@ -206,7 +206,7 @@ DBG: list[Scenario] = [
     ),
     Scenario(
         "dbg-hardlockup-panic", "debug", "(lk HARDLOCKUP &); sleep 60",
-        append="watchdog_thresh=5 hardlockup_panic=1", timeout=150,
+        append="watchdog_thresh=5 nmi_watchdog=panic", timeout=150,
     ),
     Scenario(
         "dbg-hung-task", "debug", "(lk HUNG_TASK &); sleep 35", timeout=150,
