@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.commands.build import add_build_options, request_from_args
+from harness.commands.build import add_build_options, request_from_args, terminal_progress
 
 NAME = "run"
 HELP = "build the patched kernel, boot it, run a scenario (default: mempressure), print a verdict"
@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         swap_mib=args.swap if args.swap is not None else sc.get("vm", "swap_mib"),
         smp=args.smp or sc.get("vm", "smp"), accel=args.accel,
         stress_s=args.duration or sc.get("notifications", "stress_s"),
-        no_reclaim=args.no_reclaim, run_dir=args.run_dir, kernel=args.kernel)
+        no_reclaim=args.no_reclaim, run_dir=args.run_dir, kernel=args.kernel,
+        build_progress=terminal_progress())
     outcome, doc = run_and_report(opts)
     if args.json:
         print(json.dumps(doc, indent=2, default=str))

@@ -23,6 +23,7 @@ from harness.console import Finding, classify_text
 from harness.errors import InfraError
 from harness.image import build_image
 from harness.kernel.build import Artifact, BuildRequest, build_kernel
+from harness.kernel.progress import ProgressCallback
 from harness.paths import runs_root
 from harness.scenario import checks as C
 from harness.scenario import guest_scripts as G
@@ -62,6 +63,7 @@ class RunOptions:
     no_reclaim: bool = False
     run_dir: Path | None = None
     kernel: Path | None = None  # a prebuilt bzImage instead of building
+    build_progress: ProgressCallback | None = None  # None: log lines (CI)
 
 
 @dataclass
@@ -181,7 +183,7 @@ class ScenarioRun:
         if self.opts.kernel:
             self.info["kernel"] = {"bzimage": str(self.opts.kernel), "prebuilt": True}
             return None
-        art = build_kernel(self.opts.build)
+        art = build_kernel(self.opts.build, progress=self.opts.build_progress)
         self.info["kernel"] = {"artifact": str(art.dir), "release": art.metadata.get(
             "kernel_release"), "series": [s["name"] for s in art.metadata.get("series", [])]}
         return art
