@@ -111,6 +111,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str 
     repo = tmp_path_factory.mktemp("bisect") / "linux"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "gc.auto", "0")  # no background repack of 90k loose objects
     # Index-only commits: 'add' reads the extracted tree in place, nothing is copied.
     r = subprocess.run(["git", "-c", "core.fsync=none", "-c", "core.looseCompression=1",
                         f"--git-dir={repo / '.git'}", f"--work-tree={base}", "-C", str(base),
