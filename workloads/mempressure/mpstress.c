@@ -7,7 +7,9 @@
  * advertises them to the kernel in batches; the listener reads the
  * eventfd and frees as many chunks as the kernel asks for. With more
  * memory wanted than RAM plus swap, the two fight, and the process should
- * not be OOM-killed. With --no-reclaim the listener ignores the requests:
+ * not be OOM-killed. After a request the allocator holds no more than
+ * what it kept and regrows by one chunk per --regrow ms (0: grow straight
+ * back to --max-chunks, as the 2013 test did). With --no-reclaim the listener ignores the requests:
  * the negative control, which should be OOM-killed.
  *
  * Output (stdout, line-buffered; t is CLOCK_BOOTTIME in seconds):
@@ -44,6 +46,7 @@ static long idle;		/* idle phase, seconds */
 static uint64_t max_chunks;
 static uint64_t batch;
 static int no_reclaim;
+static long regrow_ms = 100;	/* 0 = never lower the target (the seed) */
 
 static int efd = -1, sfd = -1;
 static size_t page_size;
@@ -52,6 +55,8 @@ static size_t page_size;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void **stack;		/* held chunks */
 static uint64_t held, max_held;
+static uint64_t target;		/* most chunks the allocator may hold now */
+static double last_regrow;
 static uint64_t advertised, asked, freed, requests;
 
 static double now(void)
@@ -73,7 +78,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: mpstress [--cgroup PATH] [--chunk-size BYTES] [--duration SEC]\n"
-		"                [--idle SEC] [--max-chunks N] [--batch N] [--no-reclaim]\n");
+		"                [--idle SEC] [--max-chunks N] [--batch N] [--regrow MS]\n"
+		"                [--no-reclaim]\n");
 	exit(2);
 }
 
@@ -139,7 +145,12 @@ static void *allocator(void *arg)
 		int full;
 
 		pthread_mutex_lock(&lock);
-		full = held >= max_chunks;
+		if (regrow_ms && target < max_chunks &&
+		    now() - last_regrow >= (double)regrow_ms / 1000) {
+			target++;
+			last_regrow = now();
+		}
+		full = held >= target;
 		pthread_mutex_unlock(&lock);
 		if (full) {
 			nanosleep(&pause, NULL);
@@ -218,6 +229,14 @@ static void *listener(void *arg)
 		pthread_mutex_lock(&lock);
 		freed += k;
 		h = held;
+		/*
+		 * Like a cache told to shrink: do not grow straight back to
+		 * where the kernel had to ask, regrow slowly from here.
+		 */
+		if (regrow_ms && target > held) {
+			target = held;
+			last_regrow = now();
+		}
 		pthread_mutex_unlock(&lock);
 		printf("EV %.3f freed n=%" PRIu64 " held=%" PRIu64 "\n", now(),
 		       k, h);
@@ -261,6 +280,7 @@ int main(int argc, char **argv)
 		{ "max-chunks", required_argument, NULL, 'm' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "no-reclaim", no_argument, NULL, 'n' },
+		{ "regrow", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -282,6 +302,7 @@ int main(int argc, char **argv)
 		case 'm': max_chunks = parse_u64(optarg, "--max-chunks", 0); break;
 		case 'b': batch = parse_u64(optarg, "--batch", 0); break;
 		case 'n': no_reclaim = 1; break;
+		case 'r': regrow_ms = (long)parse_u64(optarg, "--regrow", 1); break;
 		default: usage();
 		}
 	}
@@ -298,6 +319,7 @@ int main(int argc, char **argv)
 	}
 	if (!batch)
 		batch = max_chunks / 10 ? max_chunks / 10 : 1;
+	target = max_chunks;
 
 	stack = calloc(max_chunks, sizeof(*stack));
 	if (!stack)
