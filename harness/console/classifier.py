@@ -351,7 +351,7 @@ class ConsoleClassifier:
                     self._cut[1].append(raw)
             return
         pattern, m = hit
-        if self._cut is not None:
+        if self._cut is not None and pattern.after_cut_here:
             start, parts = self._cut[0], [*self._cut[1], raw]
             self._cut = None
         else:

@@ -91,6 +91,9 @@ class Pattern:
     #: A die() header may follow and then belongs to this report; the block
     #: then ends at ``END_TRACE`` (printed by oops_exit()).
     expects_die: bool = False
+    #: The kernel prints "------------[ cut here ]------------" (and maybe
+    #: a WARN() message) before this line; the block then starts there.
+    after_cut_here: bool = False
     #: When the end line's regex has a group ``alt`` that matched, the
     #: finding gets this kind/severity/titles instead (global vs memcg OOM).
     alt_kind: str = ""
@@ -149,6 +152,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(
         kind="ubsan",
         start=_re(r"UBSAN: (?P<what>[\w-]+) in (?P<file>[^:\s]+)"),
+        after_cut_here=True,
         severity=Severity.ERROR,
         titles=("UBSAN: {what} in {fn}", "UBSAN: {what} in {file}"),
         marker=END_TRACE,
@@ -170,6 +174,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(
         kind="bug",
         start=_re(r"kernel BUG at (?P<file>[^:\s]+):(?P<lineno>\d+)!"),
+        after_cut_here=True,
         severity=Severity.ERROR,
         titles=("kernel BUG in {fn}", "kernel BUG at {file}"),
         expects_die=True,
@@ -292,6 +297,7 @@ PATTERNS: tuple[Pattern, ...] = (
         start=_re(
             r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?:(?P<file>[^:\s]+):\d+ )?(?P<fn>[\w.]+)"
         ),
+        after_cut_here=True,
         severity=Severity.WARNING,
         titles=("WARNING in {fn}",),
         marker=END_TRACE,

@@ -336,3 +336,22 @@ def test_same_chunk_object_fed_twice() -> None:
     c = ConsoleClassifier()
     assert len(c.feed(chunk)) == 1
     assert len(c.feed(chunk)) == 1
+
+
+def test_cut_here_only_prefixes_reports_printed_after_it() -> None:
+    text = (
+        "[ 1.0] ------------[ cut here ]------------\n"
+        "[ 1.0] some message\n"
+        "[ 1.0] Kernel panic - not syncing: unrelated\n"
+    )
+    (f,) = classify_text(text)
+    assert (f.kind, f.line) == ("panic", 3)
+
+
+def test_kinds_match_the_interface_contract() -> None:
+    contract = (
+        "panic oops bug kasan kfence ubsan gpf trap warning soft_lockup hard_lockup rcu_stall "
+        "hung_task atomic_sleep lockdep bad_page oom_kill memcg_oom_kill alloc_failure memory_leak"
+    )
+    assert sorted(KINDS) == sorted(contract.split())
+    assert [s.value for s in Severity] == ["fatal", "error", "warning", "info"]
