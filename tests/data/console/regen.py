@@ -156,6 +156,7 @@ RAW: list[Scenario] = [
         "raw-oom-no-killable", "raw",
         f"echo -1000 > /proc/self/oom_score_adj; {HOG} 400",
     ),
+    Scenario("raw-dmesg-oom", "raw", f"{HOG} 400; dmesg", append="loglevel=1"),
     Scenario(
         "raw-sysrq-oom", "raw",
         f"echo -1000 > /proc/self/oom_score_adj;"
@@ -226,6 +227,11 @@ DBG: list[Scenario] = [
     Scenario(
         "dbg-slab-double-free", "debug", "lk SLAB_FREE_DOUBLE", append="slub_debug=FZPU",
     ),
+    # loglevel=1 keeps reports off the console; user space then prints the
+    # kernel's log buffer: the classifier on dmesg output, as the scenario
+    # runner uses it ("dmesg -r" keeps the <N> level prefixes).
+    Scenario("dbg-dmesg-raw-warning", "debug", "lk WARNING; dmesg -r", append="loglevel=1"),
+    Scenario("dbg-dmesg-bug", "debug", "(lk BUG); dmesg", append="loglevel=1"),
     Scenario("dbg-oom-global", "debug", f"{HOG} 400; echo hog exit $?", timeout=180),
     Scenario(
         "dbg-oom-memcg", "debug", f"memcg g 32M; echo $$ > /sys/fs/cgroup/memory/g/tasks;"
