@@ -355,3 +355,35 @@ def test_kinds_match_the_interface_contract() -> None:
     )
     assert sorted(KINDS) == sorted(contract.split())
     assert [s.value for s in Severity] == ["fatal", "error", "warning", "info"]
+
+
+def test_runaway_block_is_cut_and_later_reports_still_found() -> None:
+    from harness.console.classifier import MAX_BLOCK_LINES
+
+    text = (
+        "[ 1.0] INFO: task sh:1 blocked for more than 10 seconds.\n"
+        + "[ 1.0]  filler line\n" * (MAX_BLOCK_LINES + 50)
+        + WARN
+    )
+    findings = classify_text(text)
+    assert [f.kind for f in findings] == ["hung_task", "warning"]
+    assert findings[0].block.count("\n") == MAX_BLOCK_LINES - 1
+
+
+def test_garbage_does_not_break_the_classifier() -> None:
+    import random
+
+    rng = random.Random(5)
+    alphabet = "BUG: WARNING [#1] cut here\n\r\x00<4>[ 1.0] </TASK> ---[ end trace ]--- Oops: é"
+    c = ConsoleClassifier()
+    for _ in range(300):
+        c.feed("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))))
+    c.feed(WARN)
+    c.close()
+    assert all(isinstance(f, Finding) for f in c.findings)
+
+
+def test_very_long_line_without_newline_is_bounded() -> None:
+    c = ConsoleClassifier()
+    c.feed("x" * (2 << 20))
+    assert c.feed("\n" + WARN)[0].kind == "warning"
