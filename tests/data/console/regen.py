@@ -54,6 +54,23 @@ int main(int argc, char **argv) {
 }
 """
 
+CRASH_C = r"""
+/* Crash in user space in the way argv[1] says: the kernel logs these
+ * ("traps: crash[N] general protection fault ...") but they are not kernel
+ * bugs, so the classifier must not report them. */
+#include <string.h>
+int main(int argc, char **argv) {
+    const char *how = argc > 1 ? argv[1] : "segv";
+    volatile int zero = 0;
+    if (!strcmp(how, "gpf")) __asm__ volatile("cli");
+    if (!strcmp(how, "ud2")) __asm__ volatile("ud2");
+    if (!strcmp(how, "div")) return 100 / zero;  /* not 1/x: gcc turns that into a compare */
+    if (!strcmp(how, "int3")) __asm__ volatile("int3");
+    *(volatile int *)0 = 1;
+    return 0;
+}
+"""
+
 INIT = """#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /mnt
 /bin/busybox --install -s /bin
@@ -127,6 +144,10 @@ RAW: list[Scenario] = [
         NOISE + "(while :; do echo 'user: tick'; sleep 0.2; done) & sleep 1;"
         " echo c > /proc/sysrq-trigger",
     ),
+    Scenario(
+        "raw-clean-userspace-crashes", "raw",
+        "for how in gpf ud2 div int3 segv; do /bin/crash $how; echo \"crash $how: $?\"; done",
+    ),
     Scenario("raw-init-exit", "raw", "echo 'init: exiting on purpose'; exit 3"),
     Scenario("raw-oom-global", "raw", f"{HOG} 400; echo hog exit $?"),
     Scenario(
@@ -171,6 +192,10 @@ DBG: list[Scenario] = [
         "dbg-clean-sysrq-show",
         "debug",
         "for k in m w l d; do echo $k > /proc/sysrq-trigger; sleep 1; done",
+    ),
+    Scenario(
+        "dbg-clean-userspace-crashes", "debug",
+        "for how in gpf ud2 div int3 segv; do /bin/crash $how; echo \"crash $how: $?\"; done",
     ),
     Scenario("dbg-clean-unaligned", "debug", "lk UNALIGNED_LOAD_STORE_WRITE"),
     Scenario("dbg-warning", "debug", "lk WARNING"),
@@ -242,12 +267,13 @@ DBG: list[Scenario] = [
 SCENARIOS = {s.name: s for s in RAW + DBG}
 
 
-def build_initramfs(scenario: Scenario, hog: Path, busybox: Path, work: Path) -> Path:
-    """A newc cpio with busybox, the hog and an /init running the scenario."""
+def build_initramfs(scenario: Scenario, tools: Path, busybox: Path, work: Path) -> Path:
+    """A newc cpio with busybox, the helper programs and an /init running the scenario."""
     root = work / "root"
     (root / "bin").mkdir(parents=True)
     shutil.copy2(busybox, root / "bin" / "busybox")
-    shutil.copy2(hog, root / "bin" / "hog")
+    for tool in ("hog", "crash"):
+        shutil.copy2(tools / tool, root / "bin" / tool)
     init = root / "init"
     init.write_text(INIT.replace("@NAME@", scenario.name))
     init.chmod(0o755)
@@ -264,11 +290,11 @@ def build_initramfs(scenario: Scenario, hog: Path, busybox: Path, work: Path) ->
     return cpio
 
 
-def run(scenario: Scenario, kernel: Path, hog: Path, busybox: Path, outdir: Path) -> str:
+def run(scenario: Scenario, kernel: Path, tools: Path, busybox: Path, outdir: Path) -> str:
     """Boot one scenario; write ``<name>.log``; return a one-line status."""
     with tempfile.TemporaryDirectory(prefix=f"console-{scenario.name}-") as tmp:
         work = Path(tmp)
-        cpio = build_initramfs(scenario, hog, busybox, work)
+        cpio = build_initramfs(scenario, tools, busybox, work)
         log = work / "console.log"
         append = f"console=ttyS0 panic=-1 rdinit=/init {scenario.append}".strip()
         cmd = [
@@ -333,14 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in chosen if kernels[s.kernel] is not None]
     if not chosen:
         ap.error("no scenario to run: give --kernel and/or --debug-kernel")
-    with tempfile.TemporaryDirectory(prefix="console-hog-") as tmp:
-        src = Path(tmp) / "hog.c"
-        src.write_text(HOG_C)
-        hog = Path(tmp) / "hog"
-        subprocess.run(["gcc", "-static", "-O2", "-o", str(hog), str(src)], check=True)
+    with tempfile.TemporaryDirectory(prefix="console-tools-") as tmp:
+        tools = Path(tmp)
+        for name, source in (("hog", HOG_C), ("crash", CRASH_C)):
+            (tools / f"{name}.c").write_text(source)
+            subprocess.run(
+                ["gcc", "-static", "-O2", "-o", str(tools / name), str(tools / f"{name}.c")],
+                check=True,
+            )
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
-                pool.submit(run, s, kernels[s.kernel], hog, args.busybox, args.out)
+                pool.submit(run, s, kernels[s.kernel], tools, args.busybox, args.out)
                 for s in chosen
             ]
             for fut in concurrent.futures.as_completed(futures):
