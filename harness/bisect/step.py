@@ -240,7 +240,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``git bisect run``: exit 0 good, 1 bad, 125 skip, 255 abort."""
+    """Entry point for ``git bisect run``: exit 0 good, 1 bad, 125 skip, 255 abort.
+
+    Logs go to stderr, which the driver captures with git's output into bisect-run.log.
+    """
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
@@ -251,11 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         log.error("usage: python -m harness.bisect.step RUN_DIR")
         return EXIT_ABORT
-    # The run directory keeps the steps' log next to git's own output (bisect-run.log).
-    fh = logging.FileHandler(Path(args[0]) / "bisect-run.log")
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname).1s %(name)s: %(message)s",
-                                      "%H:%M:%S"))
-    logging.getLogger().addHandler(fh)
     try:
         cfg = BisectConfig.load(Path(args[0]))
         assert cfg.repo is not None
