@@ -84,10 +84,10 @@ class _HostSampler(threading.Thread):
         self.vm = vm
         self.interval = interval
         self.samples: list[dict[str, Any]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 stats = self.vm.balloon_stats()
             except Exception as exc:  # QEMU gone: the runner reports it, we just stop
@@ -96,7 +96,7 @@ class _HostSampler(threading.Thread):
             self.samples.append({"host_t": time.monotonic(), **stats})
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
