@@ -37,7 +37,7 @@ from harness.scenario.workload_output import (
     parse_stress,
     parse_vmstat,
 )
-from harness.vm import Machine, VMConfig
+from harness.vm import CommandResult, Machine, VMConfig
 from harness.workloads import build_workload
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,33 @@ class ScenarioRun:
         self.guest_offset = up - (t0 + time.monotonic()) / 2
         return up
 
+    def _patient(self, vm: Machine, command: str, timeout: float = 60,
+                 patience: float = 240) -> CommandResult:
+        """Run a command in a guest that may be crawling under memory pressure.
+
+        Thrashing can starve dropbear for a while; that is the workload's doing
+        and not yet an infrastructure failure. As long as QMP says the VM is
+        running, retry until ``patience`` runs out; then it is one.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return vm.run(command, timeout=timeout)
+            except InfraError as exc:
+                if time.monotonic() > deadline or not _vm_running(vm):
+                    raise
+                log.warning("guest unresponsive (%s); retrying while QMP says it runs",
+                            exc.message)
+                time.sleep(2)
+
+    def _max_chunks(self, vm: Machine, factor: float, chunk: int) -> int:
+        """Working-set size: ``factor`` x (RAM + swap) as the guest sees them."""
+        info = vm.run("cat /proc/meminfo", timeout=30).stdout
+        kib = {k: int(v.split()[0]) for k, _, v in (ln.partition(":") for ln in info.splitlines())
+               if v.strip() and v.split()[0].isdigit()}
+        total = (kib.get("MemTotal", 0) + kib.get("SwapTotal", 0)) * 1024
+        return max(1, int(total * factor) // chunk)
+
     # -- the run ---------------------------------------------------------------
     def execute(self) -> RunOutcome:
         wanted = self.sc.checks
@@ -247,13 +274,13 @@ class ScenarioRun:
         return C.check_clamping(C.ClampObservations(underflow, zero, bounded, sat, bad, findings))
 
     def _oom_kill(self, vm: Machine) -> int | None:
-        return parse_vmstat(vm.run("cat /proc/vmstat", timeout=60).stdout).get("oom_kill")
+        return parse_vmstat(self._patient(vm, "cat /proc/vmstat").stdout).get("oom_kill")
 
     def _await_workload(self, vm: Machine, prefix: str, timeout: float) -> str:
         """Wait for a workload's exit status file; return how it ended."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            r = vm.run(f"cat {prefix}.rc 2>/dev/null", timeout=60)
+            r = self._patient(vm, f"cat {prefix}.rc 2>/dev/null")
             if r.stdout.strip():
                 rc = int(r.stdout.strip())
                 return "exit 0" if rc == 0 else (f"killed by signal {rc - 128}" if rc > 128
@@ -268,7 +295,9 @@ class ScenarioRun:
                            f"{self.sc.get('notifications', 'idle_wait_ms')} read", "idle")
         before = self._oom_kill(vm)
         n_before = len(vm.console_findings)
-        argv = [f"{GUEST_BIN}/mpstress", "--cgroup", cg, "--chunk-size", str(chunk)]
+        factor = float(self.sc.get("notifications", "working_set_factor", float))
+        argv = [f"{GUEST_BIN}/mpstress", "--cgroup", cg, "--chunk-size", str(chunk),
+                "--max-chunks", str(self._max_chunks(vm, factor, chunk))]
         if self.opts.no_reclaim:
             argv.append("--no-reclaim")
         prefix = "/tmp/mpstress"
@@ -292,11 +321,11 @@ class ScenarioRun:
             self.markers.append({"t": time.monotonic() + self.guest_offset,
                                  "label": "balloon released"})
         time.sleep(max(0.0, stress_s - (time.monotonic() - t0)))
-        vm.run(f"kill -TERM $(cat {prefix}.pid) 2>/dev/null", timeout=60)
+        self._patient(vm, f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
         self.markers.append({"t": time.monotonic() + (self.guest_offset or 0), "label": "SIGTERM"})
         ended = self._await_workload(vm, prefix, 30)
         after = self._oom_kill(vm)
-        out = vm.run(f"cat {prefix}.out; cat {prefix}.err >&2", timeout=60)
+        out = self._patient(vm, f"cat {prefix}.out; cat {prefix}.err >&2")
         self._save("mpstress.out", out.stdout)
         self._save("mpstress.err", out.stderr)
         stress = parse_stress(out.stdout)
@@ -322,7 +351,7 @@ class ScenarioRun:
     def _findings(self, vm: Machine, n_before: int) -> list[Finding]:
         """Console findings since ``n_before``, plus dmesg's (deduplicated by title)."""
         found: list[Finding] = list(vm.console_findings[n_before:])
-        dmesg = vm.run("dmesg", timeout=60).stdout
+        dmesg = self._patient(vm, "dmesg").stdout
         titles = {f.title for f in found}
         found += [f for f in classify_text(dmesg) if f.title not in titles]
         return found
@@ -344,10 +373,10 @@ class ScenarioRun:
         self.markers.append({"t": self._guest_uptime(vm), "label": "child cgroup start"})
         vm.run(G.start_workload(argv, prefix, f"{child}/cgroup.procs"), timeout=30, check=True)
         time.sleep(self.sc.get("child_cgroup", "stress_s"))
-        vm.run(f"kill -TERM $(cat {prefix}.pid) 2>/dev/null", timeout=60)
+        self._patient(vm, f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
         ended = self._await_workload(vm, prefix, 30)
         after = self._oom_kill(vm)
-        out = vm.run(f"cat {prefix}.out; cat {prefix}.err >&2", timeout=60)
+        out = self._patient(vm, f"cat {prefix}.out; cat {prefix}.err >&2")
         self._save("mpstress-child.out", out.stdout + ("\n# stderr:\n" + out.stderr
                                                        if out.stderr else ""))
         stress = parse_stress(out.stdout)
@@ -375,6 +404,13 @@ class ScenarioRun:
             for s in self.host_samples:
                 s["guest_t"] = round(s["host_t"] + self.guest_offset, 3)
         self._save("memory-host-qmp.json", json.dumps(self.host_samples, indent=1))
+
+
+def _vm_running(vm: Machine) -> bool:
+    try:
+        return vm.query_status() == "running"
+    except InfraError:
+        return False
 
 
 def _new_run_dir(name: str) -> Path:
