@@ -130,9 +130,14 @@ class ScenarioRun:
     def _save(self, name: str, text: str) -> None:
         (self.run_dir / name).write_text(text)
 
-    def _mpctl(self, vm: Machine, args: str, log_name: str) -> list[OpResult]:
-        cg = self.sc.get("workload", "cgroup", str)
+    def _mpctl(self, vm: Machine, args: str, log_name: str,
+               cgroup: str | None = None) -> list[OpResult]:
+        """Run one mpctl sequence; with ``cgroup``, inside that (child) memory cgroup."""
+        cg = cgroup or self.sc.get("workload", "cgroup", str)
         cmd = f"{GUEST_BIN}/mpctl --cgroup {shlex.quote(cg)} {args}"
+        if cgroup:
+            # Join the cgroup first so that mpctl's memory hog is charged (and reclaimed) there.
+            cmd = f"sh -c {shlex.quote(f'echo $$ > {cg}/cgroup.procs && exec {cmd}')}"
         r = vm.run(cmd, timeout=120)
         with (self.run_dir / "mpctl.out").open("a") as f:
             f.write(f"$ mpctl {args}   # {log_name}, exit {r.exit_status}\n{r.stdout}{r.stderr}\n")
@@ -256,9 +261,17 @@ class ScenarioRun:
         wait = f"wait {self.sc.get('clamping', 'wait_ms')}"
         n_before = len(vm.console_findings)
         underflow = self._mpctl(vm, f"register {chunk} add +10 add -25 read", "underflow")
-        zero = self._mpctl(vm, f"register {chunk} {hog} {wait}", "zero_pressure")
+        # Pressure for the next two comes from a small child cgroup's limit: its reclaim
+        # struggles at once, so a request would come if the counter allowed one.
+        root = self.sc.get("workload", "cgroup", str)
+        child = f"{root}/{self.sc.get('clamping', 'cgroup', str)}"
+        limit = self.sc.get("clamping", "limit_mib") * 1024 * 1024
+        vm.run(f"mkdir -p {child} && echo {limit} > {child}/memory.limit_in_bytes", timeout=30,
+               check=True)
+        zero = self._mpctl(vm, f"register {chunk} {hog} {wait}", "zero_pressure", child)
         bounded = self._mpctl(vm, f"register {chunk} add +5 {hog} {wait} wait 500 read",
-                              "bounded")
+                              "bounded", child)
+        vm.run(f"rmdir {child}", timeout=30)
         sat = self._mpctl(vm, f"register {chunk} add +9223372036854775807 read add +10 read",
                           "saturate")
         bad = {

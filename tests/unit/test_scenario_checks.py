@@ -81,6 +81,9 @@ def test_clamping_fails_each_way() -> None:
     assert _failed(_clamp(zero="OP wait ok n=4")) == ["pressure while the count is 0"]
     assert "+5 then pressure -> chunks asked in total" in _failed(
         _clamp(bounded="OP wait ok n=6\nOP read ok chunks=0"))
+    # No request at all under the same pressure: the bound proved nothing, so it fails.
+    assert _failed(_clamp(bounded="OP wait ok n=0 timeout=1\nOP read ok chunks=5")) == [
+        "+5 then pressure -> chunks asked in total"]
     assert _failed(_clamp(sat="OP read ok chunks=9223372036854775807\nOP read ok chunks=9")) == [
         "adding past the maximum saturates"]
     assert _failed(_clamp(bad_errno="ENOMEM")) == ["bad input: chunk_size_zero"]
