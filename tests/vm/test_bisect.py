@@ -141,6 +141,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str 
     lineage = cache_root() / "lineages" / resolve_source(repo).lineage
     shutil.rmtree(lineage, ignore_errors=True)
     lineage.with_suffix(".lock").unlink(missing_ok=True)
+    shutil.rmtree(repo, ignore_errors=True)  # ~1.5 GB of loose objects; run dirs stay
 
 
 def _state(repo: Path) -> tuple[str, str, str, str]:
