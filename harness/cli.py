@@ -22,7 +22,6 @@ from harness.errors import EXIT_INTERRUPTED, HarnessError
 COMMAND_MODULES = (
     "doctor",
     "build",
-    "image",
     "boot",
     "shell",
     "run",
@@ -31,14 +30,7 @@ COMMAND_MODULES = (
 
 
 def _load_commands() -> list[ModuleType]:
-    mods = []
-    for name in COMMAND_MODULES:
-        try:
-            mods.append(importlib.import_module(f"harness.commands.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"harness.commands.{name}":
-                raise
-    return mods
+    return [importlib.import_module(f"harness.commands.{name}") for name in COMMAND_MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:
