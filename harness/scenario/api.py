@@ -30,7 +30,7 @@ def run_and_report(opts: RunOptions) -> tuple[RunOutcome, dict[str, object]]:
                              outcome.timings, outcome.run_dir, outcome.infra_error)
     lines, requests = report.timeline_series(
         run.mem, run.stress_logs.get("stress"),
-        int(opts.scenario.data.get("workload", {}).get("chunk_size", 1 << 20)))
+        int(opts.scenario.data.get("workload", {}).get("chunk_size", 1 << 20)), run.host_samples)
     svg = report.timeline_svg(lines, requests, run.markers)
     report.write_all(outcome.run_dir, doc,
                      report.junit_xml(opts.scenario.name, outcome.results, outcome.timings), svg)

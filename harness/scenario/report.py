@@ -74,27 +74,58 @@ class Series:
     label: str
     color: str
     points: list[tuple[float, float]]
+    dashed: bool = False
 
 
-def timeline_series(mem: Sequence[MemSample], stress: StressLog | None,
-                    chunk_size: int) -> tuple[list[Series], list[tuple[float, int]]]:
-    """MiB-valued lines (available, swap used, chunks held) and request ticks (t, chunks)."""
+def _steps(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A value that only changes at events is drawn as a step, not a slope."""
+    out: list[tuple[float, float]] = []
+    for t, v in points:
+        if out:
+            out.append((t, out[-1][1]))
+        out.append((t, v))
+    return out
+
+
+def timeline_series(mem: Sequence[MemSample], stress: StressLog | None, chunk_size: int,
+                    host: Sequence[dict[str, Any]] = ()) -> tuple[list[Series],
+                                                                   list[tuple[float, int]]]:
+    """MiB-valued lines and request ticks (t, chunks), all on the guest's uptime axis.
+
+    The QMP balloon line comes from the host side: it keeps going when a
+    thrashing guest starves the in-guest sampler (the gaps in the solid line).
+    """
     lines = [
         Series("MemAvailable (MiB)", "#1f77b4", [(s.t, s.mem_available / 1024) for s in mem]),
         Series("swap used (MiB)", "#d62728",
                [(s.t, (s.swap_total - s.swap_free) / 1024) for s in mem]),
     ]
+    qmp = [(float(h["guest_t"]), h["stat-available-memory"] / 2**20) for h in host
+           if "guest_t" in h and 0 <= h.get("stat-available-memory", -1) < 2**62]
+    if qmp:
+        lines.append(Series("available, QMP balloon stats (MiB)", "#9467bd", qmp, dashed=True))
     requests: list[tuple[float, int]] = []
     if stress is not None:
         held = [(e.t, e.int("held") * chunk_size / 2**20) for e in stress.events
                 if e.kind in ("added", "freed") and "held" in e.fields]
-        lines.append(Series("chunks held (MiB)", "#2ca02c", held))
+        lines.append(Series("chunks held (MiB)", "#2ca02c", _steps(held)))
         requests = [(e.t, e.int("n")) for e in stress.of("asked")]
     return lines, requests
 
 
+def _segments(points: Sequence[tuple[float, float]], gap: float) -> list[list[tuple[float, float]]]:
+    """Split a sampled line where samples are missing, instead of drawing a false slope."""
+    segs: list[list[tuple[float, float]]] = []
+    for p in points:
+        if not segs or p[0] - segs[-1][-1][0] > gap:
+            segs.append([])
+        segs[-1].append(p)
+    return segs
+
+
 def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
-                 markers: Sequence[dict[str, Any]], width: int = 900, height: int = 320) -> str:
+                 markers: Sequence[dict[str, Any]], width: int = 900, height: int = 340,
+                 gap_s: float = 5.0) -> str:
     """A dependency-free SVG line chart over guest uptime (pure: data in, markup out)."""
     pts = [p for s in lines for p in s.points]
     ts = [p[0] for p in pts] + [t for t, _ in requests] + [float(m["t"]) for m in markers]
@@ -103,7 +134,7 @@ def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
     t0, t1 = min(ts), max(ts)
     t1 = t1 if t1 > t0 else t0 + 1
     ymax = max([p[1] for p in pts] + [1.0]) * 1.1
-    left, right, top, bottom = 55, 15, 15, 45
+    left, right, top, bottom = 55, 15, 40, 60
     pw, ph = width - left - right, height - top - bottom
 
     def x(t: float) -> float:
@@ -114,33 +145,39 @@ def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+           f'<text x="{left - 45}" y="{top - 8}">MiB</text>']
     for i in range(6):
         v = ymax * i / 5
         out.append(f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
         tv = t0 + (t1 - t0) * i / 5
         out.append(f'<text x="{x(tv):.1f}" y="{top + ph + 15}" text-anchor="middle">'
                    f'{tv - t0:.0f}s</text>')
-    for m in markers:
+    for i, m in enumerate(sorted(markers, key=lambda m: float(m["t"]))):
         mx = x(float(m["t"]))
-        out.append(f'<line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}" '
+        ly = top - 24 + 12 * (i % 2)  # alternate rows so neighbouring labels don't collide
+        out.append(f'<line x1="{mx:.1f}" y1="{ly + 2}" x2="{mx:.1f}" y2="{top + ph}" '
                    f'stroke="#888" stroke-dasharray="4,3"/>')
-        out.append(f'<text x="{mx + 3:.1f}" y="{top + 12}" fill="#555">{m["label"]}</text>')
+        out.append(f'<text x="{mx + 3:.1f}" y="{ly}" fill="#555">{m["label"]}</text>')
     for t, n in requests:
         rx = x(t)
-        out.append(f'<line x1="{rx:.1f}" y1="{top + ph}" x2="{rx:.1f}" y2="{top + ph - 8}" '
-                   f'stroke="#ff7f0e"><title>request: {n} chunks at {t - t0:.2f}s</title></line>')
+        out.append(f'<line x1="{rx:.1f}" y1="{top + ph}" x2="{rx:.1f}" y2="{top + ph - 10}" '
+                   f'stroke="#ff7f0e" stroke-width="2"><title>request: {n} chunks at '
+                   f'{t - t0:.2f}s</title></line>')
     for s in lines:
-        if len(s.points) < 2:
-            continue
-        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in s.points)
-        out.append(f'<polyline fill="none" stroke="{s.color}" stroke-width="1.5" '
-                   f'points="{path}"/>')
-    legend = [*((s.label, s.color) for s in lines), ("requests (ticks)", "#ff7f0e")]
+        dash = ' stroke-dasharray="5,3"' if s.dashed else ""
+        for seg in _segments(s.points, gap_s if not s.label.startswith("chunks") else 1e9):
+            if len(seg) < 2:
+                continue
+            path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in seg)
+            out.append(f'<polyline fill="none" stroke="{s.color}" stroke-width="1.5"{dash} '
+                       f'points="{path}"/>')
+    legend = [*((s.label, s.color) for s in lines), ("kernel requests (ticks)", "#ff7f0e")]
     for i, (label, color) in enumerate(legend):
-        lx = left + i * 180
-        out.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{color}"/>')
-        out.append(f'<text x="{lx + 14}" y="{height - 7}">{label}</text>')
+        lx = left + (i % 3) * 280
+        ly = height - 30 + 16 * (i // 3)
+        out.append(f'<rect x="{lx}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{lx + 14}" y="{ly}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
