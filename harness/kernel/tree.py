@@ -118,9 +118,10 @@ def apply_series(source: Source, patches: list[Patch], staging: Path) -> dict[st
                            cwd=staging, capture_output=True, text=True, env=env)
         if r.returncode != 0:
             fail = parse_apply_error(r.stderr, p.data.decode("utf-8", "replace"))
-            where = f"{fail.file}" + (f", hunk #{fail.hunk}" if fail.hunk else "") + (
-                f" (line {fail.line})" if fail.line else "")
-            raise UsageError(f"patch {p.name}", f"does not apply: {where}: {fail.reason}",
+            where = "" if fail.file == "?" else f"{fail.file}" + (
+                f", hunk #{fail.hunk}" if fail.hunk else "") + (
+                f" (line {fail.line})" if fail.line else "") + ": "
+            raise UsageError(f"patch {p.name}", f"does not apply: {where}{fail.reason}",
                              f"named by {p.origin}\n{r.stderr.strip()}")
     result: dict[str, bytes | None] = {}
     for rel in touched:

@@ -106,3 +106,14 @@ def test_corrupt_tarball(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         resolve_source(bad)
     assert ei.value.culprit == str(bad) and "corrupt" in ei.value.message
     assert not any((tmp_path / "cache" / "src").iterdir())  # no half-extracted tree left
+
+
+def test_corrupt_patch_is_named_without_a_fake_location(user_tree: Path) -> None:
+    wt = _tree(user_tree)
+    bad = Patch(name="0001-corrupt", origin="series:1",
+                data=b"diff --git a/mm/a.c b/mm/a.c\n--- a/mm/a.c\n+++ b/mm/a.c\n"
+                     b"@@ -1,3 +1,3 @@\n-int a;\n")
+    with pytest.raises(UsageError) as ei:
+        wt.sync([bad])
+    msg = ei.value.one_line()
+    assert msg.startswith("patch 0001-corrupt: does not apply: error: corrupt patch"), msg
