@@ -334,6 +334,9 @@ class ScenarioRun:
             self.markers.append({"t": time.monotonic() + self.guest_offset,
                                  "label": "balloon released"})
         time.sleep(max(0.0, stress_s - (time.monotonic() - t0)))
+        if self.opts.no_reclaim:
+            self._await_oom_kill(vm, n_before,
+                                 float(self.sc.get("notifications", "no_reclaim_wait_s")))
         self._patient(vm, f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
         self.markers.append({"t": time.monotonic() + (self.guest_offset or 0), "label": "SIGTERM"})
         ended = self._await_workload(vm, prefix, 30)
@@ -360,6 +363,23 @@ class ScenarioRun:
             self.results["oom_absence"] = C.check_oom_absence(C.OomObservations(
                 before, after, stress, ended, findings, vm.query_status(),
                 [str(e.get("event")) for e in vm.qmp_events]))
+
+    def _await_oom_kill(self, vm: Machine, n_before: int, limit_s: float) -> None:
+        """Negative control: give a workload that ignores the kernel time to meet the OOM killer.
+
+        Under TCG a guest with swap can thrash for minutes before the kernel gives
+        up and kills; stopping the workload at the normal duration would hide what
+        the control is there to show. Watches the live console classifier, not SSH
+        (new SSH sessions need memory the thrashing guest does not have).
+        """
+        deadline = time.monotonic() + limit_s
+        self.progress(f"[run] --no-reclaim: waiting up to {limit_s:.0f} s for an OOM kill")
+        while time.monotonic() < deadline and _vm_running(vm):
+            if any(f.kind in C.OOM_KINDS for f in vm.console_findings[n_before:]):
+                time.sleep(2)  # let the kill finish and the guest breathe again
+                return
+            time.sleep(1)
+        log.warning("--no-reclaim: no OOM kill within %.0f s", limit_s)
 
     def _findings(self, vm: Machine, n_before: int) -> list[Finding]:
         """Console findings since ``n_before``, plus dmesg's (deduplicated by title)."""
