@@ -9,7 +9,8 @@
  * memory wanted than RAM plus swap, the two fight, and the process should
  * not be OOM-killed. After a request the allocator holds no more than
  * what it kept and regrows by one chunk per --regrow ms (0: grow straight
- * back to --max-chunks, as the 2013 test did). With --no-reclaim the listener ignores the requests:
+ * back to --max-chunks, as the 2013 test did). With --no-reclaim the listener ignores the requests
+ * and every chunk is mlock()ed:
  * the negative control, which should be OOM-killed.
  *
  * Output (stdout, line-buffered; t is CLOCK_BOOTTIME in seconds):
@@ -46,6 +47,7 @@ static long idle;		/* idle phase, seconds */
 static uint64_t max_chunks;
 static uint64_t batch;
 static int no_reclaim;
+static int mlock_warned;
 static long regrow_ms = 100;	/* 0 = never lower the target (the seed) */
 
 static int efd = -1, sfd = -1;
@@ -162,6 +164,17 @@ static void *allocator(void *arg)
 		if (p == MAP_FAILED) {
 			nanosleep(&pause, NULL);
 			continue;
+		}
+		/*
+		 * --no-reclaim pins what it holds, like a cache that cannot be
+		 * evicted behind its back. Without the pin, a swap-backed guest
+		 * under emulation thrashes for many minutes before the OOM
+		 * killer acts, and the negative control would prove nothing
+		 * within any sane time limit.
+		 */
+		if (no_reclaim && mlock(p, chunk_size) && !mlock_warned) {
+			fprintf(stderr, "mpstress: mlock: %s\n", strerror(errno));
+			mlock_warned = 1;
 		}
 		for (size_t off = 0; off < chunk_size; off += page_size)
 			p[off] = (char)((off / page_size) | 1);
