@@ -26,12 +26,12 @@ from harness.kernel.source import resolve_source
 
 
 def _variant_patch(n: int) -> str:
-    """Add one comment line after line 3 of mm/vmpressure.c (its licence header)."""
+    """Add one comment line at the top of mm/vmpressure.c (before its licence header)."""
     head = (resolve_source(None).read_base("mm/vmpressure.c") or b"").decode().splitlines()
-    ctx = lambda lines: "".join(f" {ln}\n" for ln in lines)  # noqa: E731
+    ctx = "".join(f" {ln}\n" for ln in head[0:3])
     return ("diff --git a/mm/vmpressure.c b/mm/vmpressure.c\n--- a/mm/vmpressure.c\n"
-            "+++ b/mm/vmpressure.c\n@@ -1,6 +1,7 @@\n" + ctx(head[0:3])
-            + f"+/* bench variant {n} */\n" + ctx(head[3:6]))
+            "+++ b/mm/vmpressure.c\n@@ -1,3 +1,4 @@\n"
+            f"+/* bench variant {n} */\n" + ctx)
 
 
 def _variant_series(tmp: Path, n: int) -> Path:
