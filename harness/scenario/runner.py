@@ -289,6 +289,17 @@ class ScenarioRun:
     def _oom_kill(self, vm: Machine) -> int | None:
         return parse_vmstat(self._patient(vm, "cat /proc/vmstat").stdout).get("oom_kill")
 
+    def _mpstress_argv(self, cgroup: str, max_chunks: int) -> list[str]:
+        argv = [f"{GUEST_BIN}/mpstress", "--cgroup", cgroup, "--chunk-size",
+                str(self.sc.get("workload", "chunk_size")), "--max-chunks", str(max_chunks)]
+        return argv + (["--no-reclaim"] if self.opts.no_reclaim else [])
+
+    def _stop_workload(self, vm: Machine, prefix: str) -> tuple[str, CommandResult]:
+        """SIGTERM a workload started by ``start_workload``; return how it ended and its output."""
+        self._patient(vm, f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
+        ended = self._await_workload(vm, prefix, 30)
+        return ended, self._patient(vm, f"cat {prefix}.out; cat {prefix}.err >&2")
+
     def _await_workload(self, vm: Machine, prefix: str, timeout: float) -> str:
         """Wait for a workload's exit status file; return how it ended."""
         deadline = time.monotonic() + timeout
@@ -309,10 +320,7 @@ class ScenarioRun:
         before = self._oom_kill(vm)
         n_before = len(vm.console_findings)
         factor = float(self.sc.get("notifications", "working_set_factor", float))
-        argv = [f"{GUEST_BIN}/mpstress", "--cgroup", cg, "--chunk-size", str(chunk),
-                "--max-chunks", str(self._max_chunks(vm, factor, chunk))]
-        if self.opts.no_reclaim:
-            argv.append("--no-reclaim")
+        argv = self._mpstress_argv(cg, self._max_chunks(vm, factor, chunk))
         prefix = "/tmp/mpstress"
         t_start = self._guest_uptime(vm)
         vm.run(G.start_workload(argv, prefix), timeout=30, check=True)
@@ -337,11 +345,9 @@ class ScenarioRun:
         if self.opts.no_reclaim:
             self._await_oom_kill(vm, n_before,
                                  float(self.sc.get("notifications", "no_reclaim_wait_s")))
-        self._patient(vm, f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
         self.markers.append({"t": time.monotonic() + (self.guest_offset or 0), "label": "SIGTERM"})
-        ended = self._await_workload(vm, prefix, 30)
+        ended, out = self._stop_workload(vm, prefix)
         after = self._oom_kill(vm)
-        out = self._patient(vm, f"cat {prefix}.out; cat {prefix}.err >&2")
         self._save("mpstress.out", out.stdout)
         self._save("mpstress.err", out.stderr)
         stress = parse_stress(out.stdout)
@@ -398,18 +404,12 @@ class ScenarioRun:
         before = self._oom_kill(vm)
         n_before = len(vm.console_findings)
         prefix = "/tmp/mpstress-child"
-        argv = [f"{GUEST_BIN}/mpstress", "--cgroup", child, "--chunk-size",
-                str(self.sc.get("workload", "chunk_size")),
-                "--max-chunks", str(self.sc.get("child_cgroup", "max_chunks"))]
-        if self.opts.no_reclaim:
-            argv.append("--no-reclaim")
+        argv = self._mpstress_argv(child, self.sc.get("child_cgroup", "max_chunks"))
         self.markers.append({"t": self._guest_uptime(vm), "label": "child cgroup start"})
         vm.run(G.start_workload(argv, prefix, f"{child}/cgroup.procs"), timeout=30, check=True)
         time.sleep(self.sc.get("child_cgroup", "stress_s"))
-        self._patient(vm, f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
-        ended = self._await_workload(vm, prefix, 30)
+        ended, out = self._stop_workload(vm, prefix)
         after = self._oom_kill(vm)
-        out = self._patient(vm, f"cat {prefix}.out; cat {prefix}.err >&2")
         self._save("mpstress-child.out", out.stdout + ("\n# stderr:\n" + out.stderr
                                                        if out.stderr else ""))
         stress = parse_stress(out.stdout)
