@@ -34,9 +34,9 @@ from harness.bisect.verdict import (
     verdict_for_error,
     verdict_for_statuses,
 )
+from harness.core.results import Status
 from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError
 from harness.kernel.build import BuildRequest
-from harness.scenario.checks import Status
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from harness.core.results import Status
 from harness.errors import (
     BuildError,
     CheckFailed,
@@ -21,7 +22,6 @@ from harness.errors import (
     SetupError,
     UsageError,
 )
-from harness.scenario.checks import Status
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.core.results import Status
 from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK
 from harness.kernel.build import BuildRequest
 from harness.paths import PROJECT_ROOT
 from harness.scenario import report
-from harness.scenario.checks import Status
 from harness.scenario.runner import RunOptions, RunOutcome, ScenarioRun
 from harness.scenario.spec import Scenario
 

@@ -9,11 +9,20 @@ it into status "error" before any verdict is computed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 from harness.console import Finding, Severity
+# Re-exported (``as``) for the runner and reports while they move to harness.core.
+from harness.core.results import CheckResult as CheckResult
+from harness.core.results import Expectation as Expectation
+from harness.core.results import Status as Status
+from harness.core.results import infra_error as infra_error
+from harness.core.results import judged
+from harness.core.results import overall as overall
+    judged,
+    overall,  # noqa: F401  (re-exported for the runner)
+)
 from harness.scenario.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"
@@ -27,49 +36,9 @@ TROUBLE_KINDS = frozenset({
 OOM_KINDS = frozenset({"oom_kill", "memcg_oom_kill"})
 
 
-class Status(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"  # infrastructure: the check could not be evaluated
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Expectation:
-    what: str
-    expected: str
-    observed: str
-    ok: bool
-
-
-@dataclass
-class CheckResult:
-    name: str
-    title: str
-    status: Status
-    expectations: list[Expectation] = field(default_factory=list)
-    artifact: str = ""
-    message: str = ""
-    measurements: dict[str, Any] = field(default_factory=dict)
-
-    def failures(self) -> list[Expectation]:
-        return [e for e in self.expectations if not e.ok]
-
-    def summary(self) -> str:
-        if self.message:
-            return self.message
-        bad = self.failures()
-        if not bad:
-            return f"{len(self.expectations)} expectation(s) held"
-        e = bad[0]
-        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
-        return f"{e.what}: expected {e.expected}, observed {e.observed}{more}; see {self.artifact}"
-
-
 def _result(name: str, title: str, exps: list[Expectation], artifact: str,
             measurements: dict[str, Any] | None = None) -> CheckResult:
-    status = Status.PASS if all(e.ok for e in exps) else Status.FAIL
-    return CheckResult(name, title, status, exps, artifact, "", measurements or {})
+    return judged(name, title, exps, artifact, measurements)
 
 
 def interface_missing(name: str, title: str, path: str) -> CheckResult:
@@ -79,10 +48,6 @@ def interface_missing(name: str, title: str, path: str) -> CheckResult:
     return CheckResult(name, title, Status.FAIL,
                        [Expectation("interface present", path, "absent", False)],
                        "console.log", msg)
-
-
-def infra_error(name: str, title: str, message: str, artifact: str = "console.log") -> CheckResult:
-    return CheckResult(name, title, Status.ERROR, [], artifact, message)
 
 
 def _op(ops: Sequence[OpResult], name: str, index: int = 0) -> OpResult | None:
@@ -255,12 +220,3 @@ def check_child_cgroup(oom: OomObservations, limit_bytes: int, failcnt: int | No
                             max_usage is not None and max_usage <= limit_bytes))
     return _result("child_cgroup", base.title, exps, artifact,
                    {"requests": len(asked), **base.measurements})
-
-
-def overall(results: Sequence[CheckResult]) -> Status:
-    """Any infrastructure error wins (the verdict is unknown), then any failure."""
-    if any(r.status == Status.ERROR for r in results):
-        return Status.ERROR
-    if any(r.status == Status.FAIL for r in results):
-        return Status.FAIL
-    return Status.PASS
