@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.console import Finding, Severity
+
 # Re-exported (``as``) for the runner and reports while they move to harness.core.
 from harness.core.results import CheckResult as CheckResult
 from harness.core.results import Expectation as Expectation
@@ -20,9 +21,6 @@ from harness.core.results import Status as Status
 from harness.core.results import infra_error as infra_error
 from harness.core.results import judged
 from harness.core.results import overall as overall
-    judged,
-    overall,  # noqa: F401  (re-exported for the runner)
-)
 from harness.scenario.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"

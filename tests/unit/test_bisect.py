@@ -29,10 +29,10 @@ from harness.bisect.verdict import (
     verdict_for_statuses,
 )
 from harness.cli import main
+from harness.core.results import Status
 from harness.errors import BuildError, CheckFailed, InfraError, SetupError, UsageError
 from harness.kernel.build import BuildRequest
 from harness.kernel.series import Patch, load_series
-from harness.scenario.checks import Status
 
 # --- verdict mapping ---------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ FAKE_MODULE = textwrap.dedent('''
 
     from harness.bisect.step import Outcome
     from harness.errors import BuildError, InfraError
-    from harness.scenario.checks import Status
+    from harness.core.results import Status
 
 
     def execute(req, step_dir):

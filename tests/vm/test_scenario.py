@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.core.results import Status
 from harness.paths import PROJECT_ROOT
 from harness.scenario.api import run_and_report, scenario_build_request
-from harness.scenario.checks import Status
 from harness.scenario.runner import RunOptions, RunOutcome
 from harness.scenario.spec import Scenario, load_scenario
 
