@@ -1,0 +1,141 @@
+"""Scenario files: one TOML per scenario, its common sections resolved in one place.
+
+Every scenario file has a ``type`` (default ``mempressure``, the flagship) naming the package
+in :mod:`harness.scenarios` that runs it, and the sections the core reads for every type:
+``[kernel]`` (series, fragments) and ``[vm]`` (RAM, swap, CPUs, boot timeout, cgroup
+hierarchy). Their defaults live here and only here; a type's own sections are validated by
+its package. Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.paths import PROJECT_ROOT
+
+SCENARIO_DIR = PROJECT_ROOT / "scenarios"
+DEFAULT_TYPE = "mempressure"
+CGROUP_MODES = ("v1", "v2")
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class VMSettings:
+    """The guest shape a scenario asks for; CLI options override field by field."""
+
+    ram_mib: int = 256
+    swap_mib: int = 256
+    smp: int = 1
+    boot_timeout_s: float = 120.0
+    cgroup: str = "v1"  # which hierarchy holds the memory controller in the guest
+
+    def override(self, **kw: Any) -> VMSettings:
+        """A copy with every non-None keyword applied (``--ram`` etc.)."""
+        vals = {f.name: getattr(self, f.name) for f in fields(self)}
+        vals.update({k: v for k, v in kw.items() if v is not None})
+        return VMSettings(**vals)
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    name: str
+    path: Path
+    type_name: str  # the scenario package that runs it (``type = ...``)
+    data: dict[str, Any]
+    text: str = ""  # the file as read: saved into every run dir for ``harness judge``
+    vm: VMSettings = field(default_factory=VMSettings)
+
+    def get(self, section: str, key: str, kind: type = int, default: Any = _MISSING) -> Any:
+        """A parameter of ``[section]``; a missing or mistyped one names the file and key."""
+        sect = self.data.get(section, {}) if section else self.data
+        if not isinstance(sect, dict):
+            raise UsageError(f"{self.path} [{section}]", "must be a table")
+        if key not in sect:
+            if default is not _MISSING:
+                return default
+            raise UsageError(f"{self.path} [{section}] {key}", "missing parameter")
+        return _typed(sect[key], kind, f"{self.path} [{section}] {key}")
+
+    @property
+    def series(self) -> tuple[Path, ...]:
+        """Patch series the scenario's kernel needs (paths relative to the project)."""
+        return tuple(PROJECT_ROOT / str(s) for s in self.data.get("kernel", {}).get("series", []))
+
+    @property
+    def fragments(self) -> tuple[str, ...]:
+        return tuple(str(f) for f in self.data.get("kernel", {}).get("fragments", []))
+
+
+def _typed(value: Any, kind: type, where: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise UsageError(where, f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _vm_settings(data: dict[str, Any], path: Path) -> VMSettings:
+    sect = data.get("vm", {})
+    if not isinstance(sect, dict):
+        raise UsageError(f"{path} [vm]", "must be a table")
+    base = VMSettings()
+    vals: dict[str, Any] = {}
+    for f in fields(VMSettings):
+        if f.name in sect:
+            kind = type(getattr(base, f.name))
+            vals[f.name] = _typed(sect[f.name], kind, f"{path} [vm] {f.name}")
+    unknown = sorted(set(sect) - {f.name for f in fields(VMSettings)})
+    if unknown:
+        raise UsageError(f"{path} [vm] {unknown[0]}",
+                         f"unknown key (known: {', '.join(f.name for f in fields(VMSettings))})")
+    vm = base.override(**vals)
+    if vm.cgroup not in CGROUP_MODES:
+        raise UsageError(f"{path} [vm] cgroup", f"must be one of {CGROUP_MODES}, not {vm.cgroup!r}")
+    for name in ("ram_mib", "smp"):
+        if getattr(vm, name) < 1:
+            raise UsageError(f"{path} [vm] {name}", "must be >= 1")
+    if vm.swap_mib < 0:
+        raise UsageError(f"{path} [vm] swap_mib", "must be >= 0")
+    return vm
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """``scenarios/<name>.toml`` for a bare name, else the path as given."""
+    p = Path(name_or_path)
+    return p if p.suffix == ".toml" or p.parent != Path(".") else SCENARIO_DIR / f"{p}.toml"
+
+
+def known_names() -> list[str]:
+    return sorted(x.stem for x in SCENARIO_DIR.glob("*.toml"))
+
+
+def load_spec(name_or_path: str | Path) -> ScenarioSpec:
+    """Load and validate the common part of a scenario file; errors name the file."""
+    path = resolve_path(str(name_or_path))
+    if not path.is_file():
+        raise UsageError(str(path), f"scenario not found (known: {', '.join(known_names())})")
+    return spec_from_text(path.read_text(), path)
+
+
+def spec_from_text(text: str, path: Path) -> ScenarioSpec:
+    """Parse a scenario's text (a file, or the copy a run dir keeps)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(str(path), f"not valid TOML: {exc}") from exc
+    kind = data.get("type", DEFAULT_TYPE)
+    if not isinstance(kind, str):
+        raise UsageError(f"{path} type", f"expected a string, got {kind!r}")
+    kernel = data.get("kernel", {})
+    if not isinstance(kernel, dict):
+        raise UsageError(f"{path} [kernel]", "must be a table")
+    for key in ("series", "fragments"):
+        val = kernel.get(key, [])
+        if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+            raise UsageError(f"{path} [kernel] {key}", "must be a list of strings")
+    return ScenarioSpec(name=str(data.get("name", path.stem)), path=path, type_name=kind, data=data,
+                        text=text, vm=_vm_settings(data, path))
