@@ -14,10 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.core.runner import RunOptions, build_request, run_scenario
+from harness.core.spec import load_spec
 from harness.kernel.build import build_kernel
-from harness.scenario.api import run_and_report, scenario_build_request
-from harness.scenario.runner import RunOptions
-from harness.scenario.spec import load_scenario
 
 
 def main() -> None:
@@ -25,23 +24,20 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--scenario", default="mempressure")
     args = ap.parse_args()
-    sc = load_scenario(args.scenario)
-    req = scenario_build_request(sc)
+    sc = load_spec(args.scenario)
+    req = build_request(sc)
     build_kernel(req)  # make sure the kernel is cached: we measure the run, not the build
     walls: list[float] = []
     phases: dict[str, list[float]] = {}
     verdicts = []
     with tempfile.TemporaryDirectory() as tmpd:
         for i in range(args.reps):
-            opts = RunOptions(scenario=sc, build=req, ram_mib=sc.get("vm", "ram_mib"),
-                              swap_mib=sc.get("vm", "swap_mib"), smp=sc.get("vm", "smp"),
-                              accel="auto", stress_s=sc.get("notifications", "stress_s"),
-                              run_dir=Path(tmpd) / f"run{i}")
+            opts = RunOptions(spec=sc, build=req, vm=sc.vm, run_dir=Path(tmpd) / f"run{i}")
             t = time.monotonic()
-            outcome, _ = run_and_report(opts)
+            outcome = run_scenario(opts)
             walls.append(time.monotonic() - t)
             verdicts.append(outcome.verdict.value)
-            for k, v in outcome.timings.items():
+            for k, v in outcome.doc["timings_s"].items():
                 phases.setdefault(k, []).append(v)
     print(json.dumps({
         "reps": args.reps, "verdicts": verdicts,

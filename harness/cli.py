@@ -25,7 +25,10 @@ COMMAND_MODULES = (
     "boot",
     "shell",
     "run",
+    "judge",
+    "checks",
     "bisect",
+    "matrix",
 )
 
 

@@ -16,6 +16,15 @@ EXIT_USAGE = 2
 EXIT_INFRA = 3
 EXIT_INTERRUPTED = 130
 
+#: A run's verdict (harness.core.results.Status value) -> the CLI's exit status.
+EXIT_FOR_VERDICT = {"pass": EXIT_OK, "fail": EXIT_CHECK_FAILED, "error": EXIT_INFRA,
+                    "skip": EXIT_OK}
+
+
+def exit_for_verdict(verdict: str) -> int:
+    """The one mapping from verdicts to exit statuses (run, judge, matrix jobs)."""
+    return EXIT_FOR_VERDICT.get(verdict, EXIT_INFRA)
+
 
 class HarnessError(Exception):
     """Base class. ``culprit`` names the file, option or patch at fault."""

@@ -138,13 +138,11 @@ class StepRunner:
     """Builds and runs targets for one bisect configuration."""
 
     def __init__(self, cfg: BisectConfig) -> None:
-        from harness.scenario.spec import Scenario, load_scenario
+        from harness.core.spec import load_spec
 
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
-        base = load_scenario(cfg.scenario)
-        # Only the named checks run: a data change to the scenario, as a variant file would be.
-        self.scenario = Scenario(base.name, base.path, {**base.data, "checks": list(cfg.checks)})
+        self.spec = load_spec(cfg.scenario)
 
     def request(self, rev: str | None = None, series: tuple[Path, ...] | None = None,
                 source: str | None = None) -> BuildRequest:
@@ -156,24 +154,20 @@ class StepRunner:
 
     def execute(self, req: BuildRequest, step_dir: Path) -> Outcome:
         """Build, boot, run the scenario. Raises what build/boot raise (see verdict_for_error)."""
+        from harness.core.runner import RunOptions, run_scenario
         from harness.kernel.build import build_kernel
-        from harness.scenario.api import run_and_report
-        from harness.scenario.runner import RunOptions
 
-        sc = self.scenario
         t0 = time.monotonic()
         build_kernel(req)
         build_s = time.monotonic() - t0
         step_dir.mkdir(parents=True, exist_ok=True)
-        opts = RunOptions(
-            scenario=sc, build=req,  # the runner finds the artifact in the cache at once
-            ram_mib=self.cfg.ram_mib or sc.get("vm", "ram_mib"),
-            swap_mib=(self.cfg.swap_mib if self.cfg.swap_mib is not None
-                      else sc.get("vm", "swap_mib")),
-            smp=self.cfg.smp or sc.get("vm", "smp"), accel=self.cfg.accel,
-            stress_s=self.cfg.duration or sc.get("notifications", "stress_s"),
-            run_dir=step_dir)
-        outcome, _ = run_and_report(opts)
+        opts = RunOptions(  # the runner finds the artifact in the cache at once
+            spec=self.spec, build=req,
+            vm=self.spec.vm.override(ram_mib=self.cfg.ram_mib, swap_mib=self.cfg.swap_mib,
+                                     smp=self.cfg.smp),
+            accel=self.cfg.accel, run_dir=step_dir, checks=tuple(self.cfg.checks),
+            options={"duration_s": self.cfg.duration} if self.cfg.duration else {})
+        outcome = run_scenario(opts)
         return Outcome({r.name: r.status for r in outcome.results}, outcome.infra_error,
                        str(outcome.run_dir), build_s)
 
@@ -193,7 +187,7 @@ class StepRunner:
             (step_dir / "error.txt").write_text(f"{exc.one_line()}\n{exc.detail}\n")
             return Attempt(verdict, round(secs, 1), exc.one_line(), round(secs, 1), 0.0,
                            str(step_dir))
-        verdict = verdict_for_statuses(out.statuses, self.scenario.checks)
+        verdict = verdict_for_statuses(out.statuses, self.cfg.checks)
         failed = [n for n, st in out.statuses.items() if st.value != "pass"]
         detail = (out.infra_error or
                   (f"not passed: {', '.join(failed)}" if failed else "all checks passed"))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands.build import add_build_options
+from harness.commands.run import DEFAULT_SCENARIO
 
 if TYPE_CHECKING:
     from harness.bisect.step import BisectConfig
@@ -22,9 +23,6 @@ NAME = "bisect"
 HELP = ("find the first commit (--repo, git bisect run) or patch (--patches, binary search) "
         "that fails the named checks")
 
-CHECKS = ("notifications", "clamping", "oom_absence", "child_cgroup")
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", help="kernel git repository to bisect (git bisect run, "
                    "--no-checkout: your work tree and HEAD are not touched)")
@@ -32,11 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "patches known good (default 0)")
     p.add_argument("--bad", help="git mode: a bad revision; series mode: number of leading "
                    "patches known bad (default all)")
-    p.add_argument("--scenario", default="mempressure",
-                   help="scenario name or .toml path (default mempressure)")
-    p.add_argument("--check", action="append", choices=CHECKS, metavar="CHECK",
-                   help=f"check that decides the verdict; repeatable (one of {', '.join(CHECKS)};"
-                   " default: all of the scenario's)")
+    p.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                   help=f"scenario name or .toml path (default {DEFAULT_SCENARIO})")
+    p.add_argument("--check", action="append", metavar="CHECK",
+                   help="check that decides the verdict; repeatable (default: all of the "
+                   "scenario's; names: `harness checks --scenario S`)")
     p.add_argument("--retries", type=int, default=0,
                    help="re-run a bad verdict N more times; any pass makes the step 'skip' "
                    "(flaky) instead of 'bad'")
@@ -55,15 +53,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
     from harness.bisect.step import BisectConfig, git_out
+    from harness.core.runner import planned_checks
+    from harness.core.spec import load_spec
     from harness.errors import UsageError
     from harness.kernel.build import DEFAULT_FRAGMENTS, BuildRequest, resolve_inputs
-    from harness.scenario.spec import load_scenario
 
-    sc = load_scenario(args.scenario)  # a bad name fails now, not as 'skip' on every step
-    checks = args.check or sc.checks
+    sc = load_spec(args.scenario)  # a bad name fails now, not as 'skip' on every step
+    checks = [c.name for c in planned_checks(sc, args.check or ())]
     frags = (tuple(f for c in args.config for f in c.split(",") if f) if args.config
-             else tuple(str(f) for f in sc.data.get("kernel", {}).get("fragments", []))
-             or DEFAULT_FRAGMENTS)
+             else sc.fragments or DEFAULT_FRAGMENTS)
     series = [str(Path(s).resolve()) for s in (args.patches or []) if str(s) != "none"]
     if args.retries < 0:
         raise UsageError("--retries", "must be >= 0")

@@ -1,60 +1,90 @@
-"""``harness run``: the main job -- build, boot, run a scenario, print the verdict."""
+"""``harness run``: the main job -- build, boot, run a scenario, print the verdict.
+
+Also home of the scenario options (``--scenario``, ``--check``, ``--duration``,
+``--no-reclaim``) that ``bisect`` shares, so each is spelled and checked once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.commands.build import add_build_options, request_from_args, terminal_progress
+from harness.vm.cli_support import add_vm_arguments
+
+if TYPE_CHECKING:
+    from harness.core.runner import RunOptions
 
 NAME = "run"
 HELP = "build the patched kernel, boot it, run a scenario (default: mempressure), print a verdict"
+DEFAULT_SCENARIO = "mempressure"
+
+
+def add_scenario_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scenario")
+    g.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                   help=f"scenario name in scenarios/ or a .toml path (default {DEFAULT_SCENARIO})")
+    g.add_argument("--check", action="append", metavar="CHECK",
+                   help="run only this check of the scenario; repeatable "
+                   "(names: `harness checks --scenario S`)")
+    g.add_argument("--duration", type=int, metavar="S",
+                   help="mempressure: stress phase in seconds (default: the scenario's)")
+    g.add_argument("--no-reclaim", action="store_true",
+                   help="mempressure negative control: the workload ignores the kernel's "
+                   "requests (must be OOM-killed)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", default="mempressure",
-                   help="scenario name in scenarios/ or a .toml path (default mempressure)")
+    add_scenario_options(p)
     add_build_options(p)
-    g = p.add_argument_group("guest")
-    g.add_argument("--kernel", type=Path, help="use this bzImage instead of building one")
-    g.add_argument("--ram", type=int, help="guest RAM in MiB (scenario default: 256)")
-    g.add_argument("--swap", type=int, help="swap disk in MiB, 0 for none (default: 256)")
-    g.add_argument("--smp", type=int, help="guest CPUs (default 1)")
-    g.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"),
-                   help="auto uses KVM only when a guest really boots under it")
-    g.add_argument("--duration", type=int, help="stress phase in seconds (default: scenario's)")
-    g.add_argument("--no-reclaim", action="store_true",
-                   help="negative control: the workload ignores the kernel's requests (must OOM)")
-    p.add_argument("--run-dir", type=Path, help="where to write results (default runs/<stamp>)")
+    add_vm_arguments(p)
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
+    p.add_argument("--kcidb", type=Path, metavar="FILE",
+                   help="also write the results as KCIDB v5.3 JSON to FILE")
+
+
+def _gave_build_options(args: argparse.Namespace) -> bool:
+    return (any(getattr(args, o) is not None for o in ("source", "rev", "patches", "config",
+                                                        "jobs"))
+            or args.base != "tinyconfig")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """Options -> one RunOptions: the scenario's defaults, overridden by what the user gave."""
+    from harness.core.runner import RunOptions, build_request, planned_checks
+    from harness.core.spec import load_spec
+    from harness.vm.cli_support import vm_settings_from_args
+
+    spec = load_spec(args.scenario)
+    checks = tuple(args.check or ())
+    planned_checks(spec, checks)  # an unknown --check fails before anything is built
+    req = build_request(spec, request_from_args(args) if _gave_build_options(args) else None)
+    opts: dict[str, Any] = {}
+    if args.no_reclaim:
+        opts["no_reclaim"] = True
+    if args.duration:
+        opts["duration_s"] = args.duration
+    return RunOptions(spec=spec, build=req, vm=vm_settings_from_args(args, spec.vm),
+                      accel=args.accel, kernel=args.kernel, run_dir=args.run_dir, checks=checks,
+                      options=opts, build_progress=terminal_progress())
 
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `harness --help` stays fast and independent of the VM stack.
-    from harness.scenario import report
-    from harness.scenario.api import EXIT_FOR, run_and_report, scenario_build_request
-    from harness.scenario.runner import RunOptions
-    from harness.scenario.spec import load_scenario
+    from harness.core import report
+    from harness.core.runner import run_scenario
+    from harness.errors import exit_for_verdict
 
-    sc = load_scenario(args.scenario)
-    kernel_opts = (args.source, args.rev, args.patches, args.config, args.jobs)
-    req = (request_from_args(args) if any(o is not None for o in kernel_opts)
-           or args.base != "tinyconfig" else scenario_build_request(sc))
-    if args.run_dir:
-        args.run_dir.mkdir(parents=True, exist_ok=True)
-    opts = RunOptions(
-        scenario=sc, build=req,
-        ram_mib=args.ram or sc.get("vm", "ram_mib"),
-        swap_mib=args.swap if args.swap is not None else sc.get("vm", "swap_mib"),
-        smp=args.smp or sc.get("vm", "smp"), accel=args.accel,
-        stress_s=args.duration or sc.get("notifications", "stress_s"),
-        no_reclaim=args.no_reclaim, run_dir=args.run_dir, kernel=args.kernel,
-        build_progress=terminal_progress())
-    outcome, doc = run_and_report(opts)
+    outcome = run_scenario(run_options(args))
+    if args.kcidb:
+        from harness.kcidb import from_run_dir
+
+        args.kcidb.write_text(json.dumps(from_run_dir(outcome.run_dir), indent=2) + "\n")
     if args.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print(json.dumps(outcome.doc, indent=2, default=str))
     else:
-        print(report.verdict_table(doc))
+        print(report.verdict_table(outcome.doc))
         print(f"run directory: {outcome.run_dir}  (report.html, results.json, junit.xml)")
-    return EXIT_FOR[outcome.verdict]
+    return exit_for_verdict(outcome.verdict.value)

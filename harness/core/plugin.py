@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.core.results import CheckResult
-from harness.core.spec import ScenarioSpec
+from harness.core.spec import ScenarioSpec, VMSettings
 
 if TYPE_CHECKING:
     from harness.console import Finding
+    from harness.kernel.build import BuildRequest
     from harness.vm import Machine
 
 OBSERVATIONS = "observations.json"
@@ -54,6 +55,7 @@ class KernelInfo:
     """What ``prepare`` may need of the kernel under test."""
 
     bzimage: Path
+    request: BuildRequest | None = None  # what it was built from (None: a prebuilt --kernel)
     source_tree: Path | None = None  # the harness's work tree (series applied), if built here
     build_dir: Path | None = None  # its O= build dir (headers, .config), if built here
     config: Path | None = None  # the .config the kernel was built with
@@ -69,14 +71,18 @@ class RunContext:
 
     def __init__(self, spec: ScenarioSpec, vm: Machine, run_dir: Path,
                  progress: Callable[[str], None], timings: dict[str, float],
-                 options: Mapping[str, Any]) -> None:
+                 options: Mapping[str, Any], planned: Sequence[str],
+                 vm_settings: VMSettings) -> None:
         self.spec = spec
         self.vm = vm
+        self.planned = list(planned)  # names of the checks this run will judge
+        self.vm_settings = vm_settings  # the guest shape as booted (spec + CLI overrides)
         self.run_dir = run_dir
         self.progress = progress
         self.timings = timings
         self.options = options  # run options a scenario may honour (e.g. no_reclaim)
         self.observations: dict[str, Any] = {}
+        self.info: dict[str, Any] = {}  # facts for the report header (guest kernel, meminfo)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

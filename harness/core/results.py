@@ -32,6 +32,8 @@ class Expectation:
 class TestCase:
     """One case of a test program's own report (KTAP/TAP line, kselftest case)."""
 
+    __test__ = False  # not a pytest class, whatever its name
+
     name: str  # path within the report, "suite.sub.case"
     status: Status
     message: str = ""  # directive or reason: "SKIP no swap", "TIMEOUT 45 seconds", ...

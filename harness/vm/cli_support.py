@@ -10,23 +10,37 @@ import argparse
 import logging
 from pathlib import Path
 
+from harness.core.spec import VMSettings
 from harness.errors import UsageError
 from harness.image import build_image
 from harness.vm.config import ACCELS, VMConfig
 
 log = logging.getLogger(__name__)
+_VM = VMSettings()
+
+
+def vm_settings_from_args(args: argparse.Namespace, base: VMSettings | None = None) -> VMSettings:
+    """``base`` (a scenario's [vm], else the defaults) with the options the user gave."""
+    return (base or VMSettings()).override(ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
+                                           boot_timeout_s=args.boot_timeout)
 
 
 def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", type=Path, metavar="BZIMAGE",
                         help="kernel to boot (default: build the default kernel)")
-    parser.add_argument("--ram", type=int, default=256, metavar="MiB", help="guest RAM")
-    parser.add_argument("--swap", type=int, default=256, metavar="MiB",
-                        help="swap disk size, 0 for none")
-    parser.add_argument("--smp", type=int, default=1, metavar="N", help="virtual CPUs")
+    # No defaults here: None means "the scenario's [vm], else harness.core.spec.VMSettings",
+    # the one place guest defaults live.
+    parser.add_argument("--ram", type=int, metavar="MiB",
+                        help=f"guest RAM (default: the scenario's, else {_VM.ram_mib})")
+    parser.add_argument("--swap", type=int, metavar="MiB",
+                        help=f"swap disk size, 0 for none (default: the scenario's, "
+                        f"else {_VM.swap_mib})")
+    parser.add_argument("--smp", type=int, metavar="N",
+                        help=f"virtual CPUs (default: the scenario's, else {_VM.smp})")
     parser.add_argument("--accel", choices=ACCELS, default="auto",
                         help="auto uses KVM only if a guest is known to boot under it here")
-    parser.add_argument("--boot-timeout", type=float, default=120.0, metavar="S")
+    parser.add_argument("--boot-timeout", type=float, metavar="S",
+                        help=f"seconds to SSH-ready (default {_VM.boot_timeout_s:.0f})")
     parser.add_argument("--run-dir", type=Path, metavar="DIR",
                         help="where to keep console.log etc. (default: a new dir under runs/)")
 
@@ -46,8 +60,9 @@ def resolve_kernel(kernel: Path | None) -> Path:
 def config_from_args(args: argparse.Namespace) -> VMConfig:
     kernel = resolve_kernel(args.kernel)
     img = build_image()
-    cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=args.ram,
-                   swap_mib=args.swap, smp=args.smp, accel=args.accel,
-                   boot_timeout=args.boot_timeout)
+    vm = vm_settings_from_args(args)
+    cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=vm.ram_mib,
+                   swap_mib=vm.swap_mib, smp=vm.smp, accel=args.accel,
+                   boot_timeout=vm.boot_timeout_s)
     cfg.validate()
     return cfg

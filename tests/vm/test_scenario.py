@@ -12,50 +12,48 @@ import pytest
 
 from harness.cli import main
 from harness.core.results import Status
+from harness.core.runner import RunOptions, RunOutcome, build_request, run_scenario
+from harness.core.spec import ScenarioSpec, load_spec
 from harness.paths import PROJECT_ROOT
-from harness.scenario.api import run_and_report, scenario_build_request
-from harness.scenario.runner import RunOptions, RunOutcome
-from harness.scenario.spec import Scenario, load_scenario
 
 pytestmark = pytest.mark.vm
 
 BROKEN_CLAMP = PROJECT_ROOT / "patches" / "tests" / "broken-clamp"
 
 
-def _run(sc: Scenario, run_dir: Path, *, no_reclaim: bool = False,
+def _run(sc: ScenarioSpec, run_dir: Path, *, no_reclaim: bool = False,
          extra_series: tuple[Path, ...] = ()) -> tuple[RunOutcome, dict[str, object]]:
-    opts = RunOptions(scenario=sc, build=scenario_build_request(sc, extra_series),
-                      ram_mib=sc.get("vm", "ram_mib"), swap_mib=sc.get("vm", "swap_mib"),
-                      smp=sc.get("vm", "smp"), accel="auto",
-                      stress_s=sc.get("notifications", "stress_s"), no_reclaim=no_reclaim,
-                      run_dir=run_dir)
-    return run_and_report(opts)
+    opts = RunOptions(spec=sc, build=build_request(sc, extra_series=extra_series), vm=sc.vm,
+                      options={"no_reclaim": True} if no_reclaim else {}, run_dir=run_dir)
+    outcome = run_scenario(opts)
+    return outcome, outcome.doc
 
 
 def _status(outcome: RunOutcome) -> dict[str, Status]:
     return {r.name: r.status for r in outcome.results}
 
 
-def _only(checks: list[str], tmp_path: Path) -> Scenario:
+def _only(checks: list[str], tmp_path: Path) -> ScenarioSpec:
     """The default scenario restricted to some checks: a data change, not a code change."""
-    base = load_scenario("mempressure")
+    base = load_spec("mempressure")
     text = base.path.read_text().replace(
         'checks = ["notifications", "clamping", "oom_absence", "child_cgroup"]',
         f"checks = {json.dumps(checks)}")
     p = tmp_path / "scenario.toml"
     p.write_text(text)
-    return load_scenario(str(p))
+    return load_spec(p)
 
 
 def test_mempressure_scenario_passes(tmp_path: Path) -> None:
-    outcome, doc = _run(load_scenario("mempressure"), tmp_path / "run")
+    outcome, doc = _run(load_spec("mempressure"), tmp_path / "run")
     assert _status(outcome) == {"notifications": Status.PASS, "clamping": Status.PASS,
                                 "oom_absence": Status.PASS, "child_cgroup": Status.PASS}, \
         [r.summary() for r in outcome.results]
     assert outcome.verdict == Status.PASS
     run = outcome.run_dir
     for name in ("console.log", "dmesg.txt", "mpstress.out", "mpctl.out", "memory-guest.tsv",
-                 "memory-host-qmp.json", "results.json", "junit.xml", "report.html"):
+                 "memory-host-qmp.json", "results.json", "junit.xml", "report.html",
+                 "scenario.toml", "run.json", "observations.json"):
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
     cases = list(ET.parse(run / "junit.xml").getroot().iter("testcase"))
     assert [c.get("name") for c in cases] == ["notifications", "clamping", "oom_absence",

@@ -13,15 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.console import Finding, Severity
-
-# Re-exported (``as``) for the runner and reports while they move to harness.core.
-from harness.core.results import CheckResult as CheckResult
-from harness.core.results import Expectation as Expectation
-from harness.core.results import Status as Status
-from harness.core.results import infra_error as infra_error
-from harness.core.results import judged
-from harness.core.results import overall as overall
-from harness.scenario.workload_output import OpResult, StressLog
+from harness.core.plugin import CheckDef
+from harness.core.results import CheckResult, Expectation, Status, judged
+from harness.scenarios.mempressure.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"
 
@@ -34,9 +28,23 @@ TROUBLE_KINDS = frozenset({
 OOM_KINDS = frozenset({"oom_kill", "memcg_oom_kill"})
 
 
-def _result(name: str, title: str, exps: list[Expectation], artifact: str,
+#: The scenario's checks, in run order: the one definition of their names and titles.
+CHECKS = (
+    CheckDef("notifications", "eventfd notifications", "mpstress.out",
+             "kernel patches/tests/dead-shrinker (no request under pressure)"),
+    CheckDef("clamping", "counter clamping and bad input", "mpctl.out",
+             "kernel patches/tests/broken-clamp (+10 -25 wraps instead of clamping)"),
+    CheckDef("oom_absence", "no OOM kill under pressure", "console.log",
+             "--no-reclaim (the workload ignores requests and must be OOM-killed)"),
+    CheckDef("child_cgroup", "inside a limited child memory cgroup", "mpstress-child.out",
+             "--no-reclaim"),
+)
+TITLES = {c.name: c.title for c in CHECKS}
+
+
+def _result(name: str, exps: list[Expectation], artifact: str,
             measurements: dict[str, Any] | None = None) -> CheckResult:
-    return judged(name, title, exps, artifact, measurements)
+    return judged(name, TITLES[name], exps, artifact, measurements)
 
 
 def interface_missing(name: str, title: str, path: str) -> CheckResult:
@@ -98,7 +106,7 @@ def check_notifications(stress: StressLog, idle_ops: Sequence[OpResult],
     exps.append(Expectation("request after a balloon squeeze", f"within {squeeze_bound_s:.0f} s",
                             "no request after the squeeze" if squeeze_latency_s is None
                             else f"{squeeze_latency_s:.2f} s", lat_ok))
-    return _result("notifications", "eventfd notifications", exps, artifact,
+    return _result("notifications", exps, artifact,
                    {"requests": len(asked), "chunks_asked": total_asked,
                     "chunks_advertised": adv, "squeeze_to_request_s": squeeze_latency_s,
                     "added_events": len(added)})
@@ -160,7 +168,7 @@ def check_clamping(obs: ClampObservations, artifact: str = "mpctl.out") -> Check
     bad = trouble(obs.console_findings)
     exps.append(Expectation("console clean during the interface tests", "no finding",
                             "; ".join(f.title for f in bad[:3]) or "none", not bad))
-    return _result("clamping", "counter clamping and bad input", exps, artifact)
+    return _result("clamping", exps, artifact)
 
 
 @dataclass(frozen=True)
@@ -175,7 +183,7 @@ class OomObservations:
 
 
 def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
-                      title: str = "no OOM kill under pressure",
+                      title: str = TITLES["oom_absence"],
                       artifact: str = "console.log") -> CheckResult:
     """Check 3: with the shrinker doing its job, nothing gets OOM-killed and nothing breaks."""
     exps = []
@@ -199,14 +207,13 @@ def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
     evil = [e for e in obs.qmp_events if e in ("GUEST_PANICKED", "RESET")]
     exps.append(Expectation("QMP events", "no GUEST_PANICKED or RESET",
                             ", ".join(evil) or "none", not evil))
-    return _result(name, title, exps, artifact, {"oom_kill_delta": delta})
+    return judged(name, title, exps, artifact, {"oom_kill_delta": delta})
 
 
 def check_child_cgroup(oom: OomObservations, limit_bytes: int, failcnt: int | None,
                        max_usage: int | None, artifact: str = "mpstress-child.out") -> CheckResult:
     """Check 4: the same guarantees when the pressure comes from a child cgroup's limit."""
-    base = check_oom_absence(oom, "child_cgroup", "inside a limited child memory cgroup",
-                             artifact)
+    base = check_oom_absence(oom, "child_cgroup", TITLES["child_cgroup"], artifact)
     exps = list(base.expectations)
     asked = oom.stress.of("asked")
     exps.insert(0, Expectation("requests from the child cgroup's own pressure", ">= 1",
@@ -216,5 +223,5 @@ def check_child_cgroup(oom: OomObservations, limit_bytes: int, failcnt: int | No
     exps.append(Expectation("usage stayed within the limit (memory.max_usage_in_bytes)",
                             f"<= {limit_bytes}", str(max_usage),
                             max_usage is not None and max_usage <= limit_bytes))
-    return _result("child_cgroup", base.title, exps, artifact,
+    return _result("child_cgroup", exps, artifact,
                    {"requests": len(asked), **base.measurements})

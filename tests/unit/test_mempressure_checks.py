@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from harness.console import Finding, Severity
-from harness.scenario import checks as C
-from harness.scenario.workload_output import parse_ops, parse_stress
+from harness.core.results import infra_error, overall
+from harness.scenarios.mempressure import checks as C
+from harness.scenarios.mempressure.workload_output import parse_ops, parse_stress
 
 GOOD_STRESS = """EV 10.000 registered chunk_size=1048576 efd=3
 EV 10.001 phase name=stress
@@ -122,7 +123,7 @@ def test_child_cgroup_requires_limit_pressure() -> None:
 def test_interface_missing_and_overall() -> None:
     r = C.interface_missing("clamping", "t", "/sys/fs/cgroup/memory/memory.pressure_shrinker")
     assert r.status == C.Status.FAIL and "interface missing" in r.summary()
-    err = C.infra_error("oom_absence", "t", "SSH lost")
-    assert C.overall([r, err]) == C.Status.ERROR
-    assert C.overall([r]) == C.Status.FAIL
-    assert C.overall([]) == C.Status.PASS
+    err = infra_error("oom_absence", "t", "SSH lost")
+    assert overall([r, err]) == C.Status.ERROR
+    assert overall([r]) == C.Status.FAIL
+    assert overall([]) == C.Status.PASS

@@ -1,72 +1,27 @@
-"""Run results for machines (results.json, junit.xml) and for people (report.html).
+"""The mempressure run's picture: available memory, swap, chunks held and requests over time.
 
-Emitters are separate pure functions of the outcome, as in KUnit's tool; the
-HTML is a jinja2 template with an inline SVG timeline, so the report is one
-self-contained file a developer can open from a CI artifact.
+A dependency-free SVG (pure: data in, markup out) on the guest's uptime axis, with the
+harness's actions (stress start, balloon squeeze, SIGTERM) as dashed markers.
 """
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import jinja2
-import markupsafe
+from harness.core.plugin import SavedRun
+from harness.scenarios.mempressure.workload_output import (
+    MemSample,
+    StressLog,
+    parse_mem_series,
+    parse_stress,
+)
 
-from harness.scenario.checks import CheckResult, Status
-from harness.scenario.workload_output import MemSample, StressLog
-
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
-
-
-def results_doc(name: str, verdict: Status, results: Sequence[CheckResult],
-                info: dict[str, Any], timings: dict[str, float], run_dir: Path,
-                infra_error: str = "") -> dict[str, Any]:
-    return {
-        "scenario": name,
-        "verdict": verdict.value,
-        "run_dir": str(run_dir),
-        "infra_error": infra_error or None,
-        "checks": [{
-            "name": r.name, "title": r.title, "status": r.status.value,
-            "summary": r.summary(), "artifact": r.artifact, "measurements": r.measurements,
-            "expectations": [{"what": e.what, "expected": e.expected, "observed": e.observed,
-                              "ok": e.ok} for e in r.expectations],
-        } for r in results],
-        "info": info,
-        "timings_s": timings,
-    }
-
-
-def junit_xml(name: str, results: Sequence[CheckResult], timings: dict[str, float]) -> str:
-    """One testcase per check: failure = kernel misbehaved, error = the rig failed."""
-    suite = ET.Element("testsuite", {
-        "name": name, "tests": str(len(results)),
-        "failures": str(sum(r.status == Status.FAIL for r in results)),
-        "errors": str(sum(r.status == Status.ERROR for r in results)),
-        "skipped": str(sum(r.status == Status.SKIP for r in results)),
-        "time": f"{sum(timings.values()):.2f}",
-    })
-    for r in results:
-        case = ET.SubElement(suite, "testcase", {"classname": name, "name": r.name})
-        body = "\n".join(f"[{'ok' if e.ok else 'FAIL'}] {e.what}: expected {e.expected}, "
-                         f"observed {e.observed}" for e in r.expectations)
-        if r.status == Status.FAIL:
-            el = ET.SubElement(case, "failure", {"message": r.summary()})
-            el.text = body + f"\nartifact: {r.artifact}"
-        elif r.status == Status.ERROR:
-            el = ET.SubElement(case, "error", {"message": r.summary()})
-            el.text = f"infrastructure error, not a kernel failure\nartifact: {r.artifact}"
-        elif r.status == Status.SKIP:
-            ET.SubElement(case, "skipped", {"message": r.summary()})
-        else:
-            out = ET.SubElement(case, "system-out")
-            out.text = body
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+CAPTION = ("<p>Guest-side samples (MemAvailable, swap) every 0.5 s; chunks held and requests "
+           "from mpstress's event log; dashed lines are harness actions. Host-side balloon "
+           'statistics from QMP: <a href="memory-host-qmp.json">memory-host-qmp.json</a>.</p>')
 
 
 @dataclass(frozen=True)
@@ -182,23 +137,16 @@ def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
     return "\n".join(out)
 
 
-def render_html(doc: dict[str, Any], chart_svg: str) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             undefined=jinja2.StrictUndefined)
-    return env.get_template("report.html.j2").render(doc=doc, chart=markupsafe.Markup(chart_svg))
-
-
-def write_all(run_dir: Path, doc: dict[str, Any], junit: str, chart_svg: str) -> None:
-    (run_dir / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    (run_dir / "junit.xml").write_text(junit + "\n")
-    (run_dir / "report.html").write_text(render_html(doc, chart_svg))
-
-
-def verdict_table(doc: dict[str, Any]) -> str:
-    """The terminal's view: one row per check, then the verdict."""
-    rows = [f"{'check':<16} {'status':<6} summary"]
-    for c in doc["checks"]:
-        rows.append(f"{c['name']:<16} {c['status'].upper():<6} {c['summary']}")
-    rows.append(f"verdict: {doc['verdict'].upper()}")
-    return "\n".join(rows)
+def run_svg(run: SavedRun) -> str:
+    """The timeline of a saved run ("" when the run never reached the stress phase)."""
+    if not run.has("memory-guest.tsv") and not run.has("mpstress.out"):
+        return ""
+    mem = parse_mem_series(run.text("memory-guest.tsv"))  # the header line is skipped
+    stress = parse_stress(run.text("mpstress.out")) if run.has("mpstress.out") else None
+    try:
+        host = json.loads(run.text("memory-host-qmp.json") or "[]")
+    except json.JSONDecodeError:
+        host = []
+    chunk = int(run.spec.data.get("workload", {}).get("chunk_size", 1 << 20))
+    lines, requests = timeline_series(mem, stress, chunk, host)
+    return timeline_svg(lines, requests, run.observations.get("markers", [])) + CAPTION

@@ -1,0 +1,279 @@
+"""Run any scenario end to end, and judge a saved run again.
+
+``run_scenario``: build the kernel, let the scenario prepare what it ships, build the image,
+boot, ship, let the scenario exercise the guest, then judge the run dir and write the reports.
+``judge_run_dir``: the judging half alone, on a saved run dir, without a VM (``harness judge``).
+
+The rules the core enforces for every scenario:
+- infrastructure: an InfraError anywhere turns every check not judged into status "error",
+  never "fail", and the run dir is written either way;
+- interruption: Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt) still leaves a results.json
+  saying which checks did not run, then propagates so the CLI exits 128+signal;
+- the run dir holds everything needed to judge it again: the scenario file as run
+  (``scenario.toml``), the run's metadata (``run.json``), observations and raw artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.core import report
+from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun, ScenarioType
+from harness.core.registry import checks_for, scenario_type, select
+from harness.core.results import CheckResult, Status, infra_error, overall
+from harness.core.spec import ScenarioSpec, VMSettings, spec_from_text
+from harness.errors import InfraError, UsageError
+from harness.kernel.build import BuildRequest
+from harness.kernel.progress import ProgressCallback
+from harness.paths import cache_root, runs_root
+
+log = logging.getLogger(__name__)
+
+RUN_META = "run.json"
+SPEC_COPY = "scenario.toml"
+INFRA_FILE = "infra-error.txt"
+
+
+@dataclass
+class RunOptions:
+    """One run: which scenario, which kernel, which guest shape, where the results go."""
+
+    spec: ScenarioSpec
+    build: BuildRequest
+    vm: VMSettings
+    accel: str = "auto"
+    kernel: Path | None = None  # a prebuilt bzImage instead of building
+    run_dir: Path | None = None
+    checks: tuple[str, ...] = ()  # restrict to these (``--check``); () = the spec's list
+    options: dict[str, Any] = field(default_factory=dict)  # scenario knobs (no_reclaim, ...)
+    build_progress: ProgressCallback | None = None  # None: log lines (CI)
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    scenario: str
+    results: list[CheckResult]
+    verdict: Status
+    doc: dict[str, Any]
+    infra_error: str = ""
+    interrupted: str = ""
+
+
+def build_request(spec: ScenarioSpec, cli: BuildRequest | None = None,
+                  extra_series: Sequence[Path] = ()) -> BuildRequest:
+    """The CLI's kernel if it gave one, else the kernel the scenario's [kernel] asks for."""
+    if cli is not None:
+        base = cli
+    else:
+        default = BuildRequest()
+        base = BuildRequest(series=spec.series if "series" in spec.data.get("kernel", {})
+                            else default.series,
+                            fragments=spec.fragments or default.fragments)
+    return BuildRequest(base.source, base.rev, tuple(base.series) + tuple(extra_series),
+                        base.fragments, base.base, base.jobs)
+
+
+def planned_checks(spec: ScenarioSpec, names: Sequence[str] = ()) -> list[CheckDef]:
+    every = list(checks_for(spec))
+    return select(every, names, "--check") if names else every
+
+
+def new_run_dir(name: str) -> Path:
+    """``runs/<stamp>-<name>[-N]``; mkdir without exist_ok makes two runs never share one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        d = root / (f"{stamp}-{name}" if n == 1 else f"{stamp}-{name}-{n}")
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            n += 1
+
+
+def _interrupt_name(exc: BaseException) -> str:
+    signum = getattr(exc, "signum", signal.SIGINT)
+    try:
+        return f"interrupted by {signal.Signals(signum).name}"
+    except ValueError:
+        return "interrupted"
+
+
+class _Run:
+    """The thin shell around one run: I/O and the rules, no scenario knowledge."""
+
+    def __init__(self, opts: RunOptions, progress: Callable[[str], None] | None) -> None:
+        self.opts = opts
+        self.spec = opts.spec
+        self.st: ScenarioType = scenario_type(self.spec)
+        self.planned = planned_checks(self.spec, opts.checks)
+        self.progress = progress or (lambda msg: log.info("%s", msg))
+        self.run_dir = opts.run_dir or new_run_dir(self.spec.name)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = {}
+        self.info: dict[str, Any] = {"scenario": self.spec.name, "type": self.spec.type_name}
+        self.meta: dict[str, Any] = {
+            "scenario": self.spec.name, "type": self.spec.type_name,
+            "planned": [c.name for c in self.planned], "options": opts.options,
+            "vm": asdict(opts.vm), "accel": opts.accel,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "infra_error": "", "interrupted": "",
+        }
+
+    def _write_meta(self) -> None:
+        self.meta["timings_s"] = self.timings
+        self.meta["info"] = self.info
+        tmp = self.run_dir / f".{RUN_META}.tmp"
+        tmp.write_text(json.dumps(self.meta, indent=1, default=str) + "\n")
+        tmp.replace(self.run_dir / RUN_META)
+
+    def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
+        self.progress(f"[run] {name}...")
+        t = time.monotonic()
+        try:
+            return fn()
+        finally:
+            self.timings[name] = round(time.monotonic() - t, 2)
+
+    def _kernel(self) -> KernelInfo:
+        if self.opts.kernel:
+            if not self.opts.kernel.is_file():
+                raise UsageError(f"--kernel {self.opts.kernel}", "no such file")
+            self.info["kernel"] = {"bzimage": str(self.opts.kernel), "prebuilt": True}
+            return KernelInfo(bzimage=self.opts.kernel)
+        from harness.kernel.build import build_kernel, resolve_inputs
+
+        art = build_kernel(self.opts.build, progress=self.opts.build_progress)
+        self.info["kernel"] = {"artifact": str(art.dir), "key": art.key,
+                               "release": art.metadata.get("kernel_release"),
+                               "series": [s["name"] for s in art.metadata.get("series", [])]}
+        lineage = cache_root() / "lineages" / resolve_inputs(self.opts.build).source.lineage
+        return KernelInfo(bzimage=art.bzimage, request=self.opts.build,
+                          source_tree=lineage / "src", build_dir=lineage / "build",
+                          config=art.config)
+
+    def execute(self) -> RunOutcome:
+        (self.run_dir / SPEC_COPY).write_text(self.spec.text)
+        self._write_meta()
+        try:
+            self._execute()
+        except InfraError as exc:
+            self.meta["infra_error"] = exc.one_line()
+            log.error("infrastructure error: %s", exc.one_line())
+            (self.run_dir / INFRA_FILE).write_text(f"{exc.one_line()}\n{exc.detail}\n")
+        except KeyboardInterrupt as exc:
+            self.meta["interrupted"] = _interrupt_name(exc)
+            self._write_meta()
+            try:
+                judge_run_dir(self.run_dir)  # a partial results.json, then propagate
+            except Exception as jexc:  # noqa: BLE001 - never mask the interrupt
+                log.debug("partial judge failed: %s", jexc)
+            raise
+        self._write_meta()
+        return judge_run_dir(self.run_dir)
+
+    def _execute(self) -> None:
+        from harness.image import build_image
+        from harness.vm import Machine, VMConfig
+
+        kernel = self._timed("build kernel", self._kernel)
+        files = self._timed("prepare", lambda: self.st.prepare(self.spec, kernel))
+        image = self._timed("build image", build_image)
+        vm_set = self.opts.vm
+        cmdline = "harness.cgroup=v2" if vm_set.cgroup == "v2" else ""
+        cfg = VMConfig(kernel=kernel.bzimage, initramfs=image.initramfs, ram_mib=vm_set.ram_mib,
+                       swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=self.opts.accel,
+                       boot_timeout=vm_set.boot_timeout_s, cmdline_extra=cmdline,
+                       command_timeout=300.0)
+        cfg.validate()
+        self.progress("[run] boot...")
+        t_boot = time.monotonic()
+        with Machine(cfg, run_dir=self.run_dir) as vm:  # QEMU is gone when this block exits
+            self.timings["boot"] = round(time.monotonic() - t_boot, 2)
+            self.info["accel"] = vm.accel
+            if files:
+                self._timed("ship", lambda: _ship(vm, files))
+            ctx = RunContext(self.spec, vm, self.run_dir, self.progress, self.timings,
+                             self.opts.options, [c.name for c in self.planned], vm_set)
+            ctx.info = self.info
+            try:
+                self.st.exercise(ctx)
+            finally:
+                self._write_meta()
+
+
+def _ship(vm: Any, files: dict[str, Path]) -> None:
+    """Copy ``{guest path: host path}`` in; directories recursively, file modes kept."""
+    for dest, src in files.items():
+        if src.is_dir():
+            pairs = [(p, f"{dest}/{p.relative_to(src).as_posix()}")
+                     for p in sorted(src.rglob("*")) if p.is_file()]
+        else:
+            pairs = [(src, dest)]
+        dirs = {t.rsplit("/", 1)[0] or "/" for _, t in pairs} | ({dest} if src.is_dir() else set())
+        vm.run("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(dirs)), timeout=60,
+               check=True)
+        for p, t in pairs:
+            vm.put(p, t)
+        modes = [f"chmod {p.stat().st_mode & 0o777:o} {shlex.quote(t)}" for p, t in pairs]
+        for i in range(0, len(modes), 200):  # one SSH command per 200 files, not one each
+            vm.run("; ".join(modes[i:i + 200]), timeout=60, check=True)
+
+
+def run_scenario(opts: RunOptions,
+                 progress: Callable[[str], None] | None = None) -> RunOutcome:
+    """Execute one run and write results.json, junit.xml and report.html into its run dir."""
+    return _Run(opts, progress).execute()
+
+
+def load_saved(run_dir: Path) -> tuple[SavedRun, dict[str, Any]]:
+    """A run dir's spec copy and metadata; a dir that is not a run is the user's mistake."""
+    if not (run_dir / SPEC_COPY).is_file() or not (run_dir / RUN_META).is_file():
+        raise UsageError(str(run_dir), f"not a run directory (no {SPEC_COPY} / {RUN_META})")
+    spec = spec_from_text((run_dir / SPEC_COPY).read_text(), run_dir / SPEC_COPY)
+    try:
+        meta: dict[str, Any] = json.loads((run_dir / RUN_META).read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(str(run_dir / RUN_META), f"not valid JSON: {exc}") from exc
+    return SavedRun(run_dir, spec, meta.get("options", {})), meta
+
+
+def judge_run_dir(run_dir: Path) -> RunOutcome:
+    """Judge a saved run (live or ``harness judge``) and (re)write its reports."""
+    saved, meta = load_saved(run_dir)
+    st = scenario_type(saved.spec)
+    defs = {c.name: c for c in checks_for(saved.spec)}
+    planned = [defs[n] for n in meta.get("planned", list(defs)) if n in defs]
+    infra = str(meta.get("infra_error") or "")
+    interrupted = str(meta.get("interrupted") or "")
+    try:
+        judged = {r.name: r for r in st.judge(saved)}
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        if not (infra or interrupted):
+            raise
+        log.debug("judging a partial run: %s", exc)  # incomplete observations: not judged
+        judged = {}
+    why = infra or interrupted or "run aborted"
+    results = [judged.get(c.name) or infra_error(
+        c.name, c.title, f"not run: {why}", INFRA_FILE if infra else "run.json")
+        for c in planned]
+    verdict = overall(results)
+    findings = [{**f.to_dict(), "title": f.title} for f in saved.console_findings]
+    doc = report.results_doc(saved.spec.name, verdict, results, meta.get("info", {}),
+                             meta.get("timings_s", {}), run_dir, infra, findings, interrupted)
+    doc["info"].setdefault("vm", meta.get("vm"))
+    report.write_all(run_dir, doc, report.junit_xml(saved.spec.name, results,
+                                                    meta.get("timings_s", {})),
+                     st.timeline_svg(saved))
+    return RunOutcome(run_dir, saved.spec.name, results, verdict, doc, infra, interrupted)

@@ -1,1 +1,0 @@
-"""Scenarios: data-driven runs of a workload in a booted guest, turned into named checks."""

@@ -1,0 +1,62 @@
+"""The flagship scenario: the userland shrinker (patches/mempressure-shrinker) under pressure.
+
+Its parts: :mod:`.checks` (the checks as pure functions and their registry), :mod:`.protocol`
+(what runs in the guest), :mod:`.judge` (saved run dir -> checks), :mod:`.workload_output`
+(parsers of mpstress/mpctl output), :mod:`.timeline` (the report's picture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun
+from harness.core.results import CheckResult
+from harness.core.spec import ScenarioSpec
+from harness.errors import UsageError
+from harness.scenarios.mempressure import checks, judge, protocol, timeline
+
+#: Parameters every mempressure scenario file must have, and their types.
+REQUIRED: dict[str, dict[str, type]] = {
+    "workload": {"name": str, "cgroup": str, "chunk_size": int, "interface_file": str},
+    "notifications": {"idle_wait_ms": int, "stress_s": int, "working_set_factor": float,
+                      "no_reclaim_wait_s": int, "squeeze_at_s": int, "squeeze_mib": int,
+                      "squeeze_hold_s": int, "squeeze_bound_s": int},
+    "clamping": {"chunk_size": int, "cgroup": str, "limit_mib": int, "hog_mib": int,
+                 "hog_hold_ms": int, "wait_ms": int},
+    "child_cgroup": {"name": str, "limit_mib": int, "max_chunks": int, "stress_s": int},
+}
+
+
+class Mempressure:
+    type_name = "mempressure"
+
+    def validate(self, spec: ScenarioSpec) -> None:
+        """Every parameter the protocol reads, checked before the kernel is built."""
+        for section, keys in REQUIRED.items():
+            for key, kind in keys.items():
+                spec.get(section, key, kind)
+        if spec.vm.cgroup != "v1":
+            raise UsageError(f"{spec.path} [vm] cgroup",
+                             "the shrinker lives in the cgroup v1 memory controller: use \"v1\"")
+
+    def checks(self, spec: ScenarioSpec) -> Sequence[CheckDef]:
+        return checks.CHECKS
+
+    def prepare(self, spec: ScenarioSpec, kernel: KernelInfo) -> dict[str, Path]:
+        from harness.workloads import build_workload
+
+        bins = build_workload(spec.get("workload", "name", str))
+        return {f"{protocol.GUEST_BIN}/{name}": path for name, path in bins.items()}
+
+    def exercise(self, ctx: RunContext) -> None:
+        protocol.Protocol(ctx).run(ctx.planned)
+
+    def judge(self, run: SavedRun) -> list[CheckResult]:
+        return judge.judge(run)
+
+    def timeline_svg(self, run: SavedRun) -> str:
+        return timeline.run_svg(run)
+
+
+SCENARIO = Mempressure()

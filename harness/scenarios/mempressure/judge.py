@@ -1,0 +1,83 @@
+"""The judging half of the mempressure scenario: a saved run dir in, check results out.
+
+Pure apart from reading files: the same function judges a live run and ``harness judge
+RUN_DIR``. Each check is judged only if its phase left its observations; a check whose
+phase never ran is left to the core (status "error", "not run").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.console import Finding, classify_text
+from harness.core.plugin import SavedRun
+from harness.core.results import CheckResult
+from harness.scenarios.mempressure import checks as C
+from harness.scenarios.mempressure.workload_output import parse_ops, parse_stress
+
+
+def _findings(run: SavedRun, obs: dict[str, Any], dmesg_file: str) -> list[Finding]:
+    """Console findings of one phase, plus its dmesg snapshot's (deduplicated by title)."""
+    start, end = obs.get("console", [0, None])
+    found = list(run.findings_between(start, end))
+    titles = {f.title for f in found}
+    found += [f for f in classify_text(run.text(dmesg_file)) if f.title not in titles]
+    return found
+
+
+def _events(run: SavedRun) -> list[str]:
+    return [str(e.get("event")) for e in run.qmp_events]
+
+
+def _oom_obs(run: SavedRun, obs: dict[str, Any], out_file: str,
+             dmesg_file: str) -> C.OomObservations:
+    return C.OomObservations(obs.get("oom_kill_before"), obs.get("oom_kill_after"),
+                             parse_stress(run.text(out_file)), str(obs.get("ended", "")),
+                             _findings(run, obs, dmesg_file), str(obs.get("qmp_status", "")),
+                             _events(run))
+
+
+def squeeze_latency(run: SavedRun) -> float | None:
+    """Seconds from the balloon squeeze to the first request after it (None: no request)."""
+    t_sq = run.observations.get("stress", {}).get("t_squeeze")
+    if t_sq is None:
+        return None
+    after = [e.t for e in parse_stress(run.text("mpstress.out")).of("asked") if e.t >= t_sq]
+    return round(after[0] - float(t_sq), 3) if after else None
+
+
+def judge(run: SavedRun) -> list[CheckResult]:
+    obs = run.observations
+    sc = run.spec
+    iface = obs.get("interface")
+    if iface is None:
+        return []
+    planned = [c.name for c in C.CHECKS]
+    if not iface.get("present"):
+        return [C.interface_missing(n, C.TITLES[n], str(iface.get("path"))) for n in planned]
+    mpctl: dict[str, str] = obs.get("mpctl", {})
+    out: list[CheckResult] = []
+    if "clamping" in obs:
+        bad = {case: parse_ops(mpctl.get(case, "")) for case in C.BAD_INPUT_EXPECTED}
+        start, end = obs["clamping"]["console"]
+        out.append(C.check_clamping(C.ClampObservations(
+            parse_ops(mpctl.get("underflow", "")), parse_ops(mpctl.get("zero_pressure", "")),
+            parse_ops(mpctl.get("bounded", "")), parse_ops(mpctl.get("saturate", "")), bad,
+            run.findings_between(start, end))))
+    if "stress" in obs:
+        stress = parse_stress(run.text("mpstress.out"))
+        if not stress.registered:
+            why = f"{iface.get('path')} (mpstress: {run.text('mpstress.err').strip()})"
+            return out + [C.interface_missing(n, C.TITLES[n], why)
+                          for n in ("notifications", "oom_absence")]
+        out.append(C.check_notifications(
+            stress, parse_ops(mpctl.get("idle", "")), squeeze_latency(run),
+            float(sc.get("notifications", "squeeze_bound_s"))))
+        out.append(C.check_oom_absence(_oom_obs(run, obs["stress"], "mpstress.out",
+                                                "dmesg-stress.txt")))
+    if "child" in obs:
+        ch = obs["child"]
+        out.append(C.check_child_cgroup(
+            _oom_obs(run, ch, "mpstress-child.out", "dmesg-child.txt"), int(ch["limit_bytes"]),
+            ch.get("failcnt"), ch.get("max_usage")))
+    return out
