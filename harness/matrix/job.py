@@ -1,0 +1,236 @@
+"""One matrix job = one ``harness run`` subprocess with its own run directory.
+
+The subprocess's exit status is the verdict (0 pass, 1 fail, 2 usage/build,
+3 infra); anything else -- a signal, a missing results.json, a dead worker --
+is an infrastructure error, never a verdict on the kernel. The job's checks are
+read back from ``RUN_DIR/results.json``.
+
+Used by both engines; on a Dask worker it runs inside the worker process, so
+everything here is importable without the rest of the matrix package.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.core.results import Status
+from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from harness.kernel.build import DEFAULT_FRAGMENTS, DEFAULT_SERIES, BuildRequest
+from harness.matrix.plan import Job, KernelSpec
+
+log = logging.getLogger(__name__)
+
+STDOUT_FILE = "harness-run.json"  # the job's --json output
+LOG_FILE = "harness-run.log"  # the job's stderr (its log)
+JOB_FILE = "matrix-job.json"  # what the matrix asked for, written before the run
+STOP_GRACE_S = 60.0  # a run needs a moment to take QEMU down after SIGINT
+DEFAULT_TIMEOUT_S = 1800.0
+
+
+def build_request(k: KernelSpec) -> BuildRequest:
+    """The :class:`BuildRequest` of a plan kernel (None fields = the harness defaults)."""
+    series = DEFAULT_SERIES if k.series is None else tuple(Path(s) for s in k.series)
+    frags = DEFAULT_FRAGMENTS if k.fragments is None else tuple(k.fragments)
+    return BuildRequest(source=k.source, rev=k.rev, series=series, fragments=frags, base=k.base)
+
+
+def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
+             python: str = sys.executable) -> list[str]:
+    """The ``harness run`` command line of a job.
+
+    With ``kernel`` (the normal case: the matrix built it first) the job only
+    boots it; without, the job's own build options are passed and it builds.
+    """
+    argv = [python, "-m", "harness", "run", "--scenario", job.scenario.path,
+            "--run-dir", str(run_dir), "--json", "--accel", accel]
+    if kernel is not None:
+        argv += ["--kernel", str(kernel)]
+    else:
+        k = job.kernel
+        if k.source:
+            argv += ["--source", k.source]
+        if k.rev:
+            argv += ["--rev", k.rev]
+        if k.series is not None:
+            for s in k.series or ("none",):
+                argv += ["--patches", s]
+        if k.fragments is not None:
+            argv += ["--config", ",".join(k.fragments)]
+        argv += ["--base", k.base]
+    if job.vm.ram_mib is not None:
+        argv += ["--ram", str(job.vm.ram_mib)]
+    if job.vm.swap_mib is not None:
+        argv += ["--swap", str(job.vm.swap_mib)]
+    if job.scenario.duration is not None:
+        argv += ["--duration", str(job.scenario.duration)]
+    return argv
+
+
+@dataclass
+class JobResult:
+    """What the combined report needs of one job."""
+
+    job_id: str
+    slug: str
+    status: Status  # pass / fail / error (error: infra, or the job could not start)
+    exit_code: int | None  # the `harness run` exit status; None when it never ran
+    run_dir: str
+    seconds: float
+    detail: str = ""  # why, when not pass: the error line, the failed checks
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    kernel: dict[str, Any] = field(default_factory=dict)  # artifact key/dir/bzImage
+    worker: str = ""
+    kcidb: dict[str, Any] = field(default_factory=dict)  # made where the run dir is
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> JobResult:
+        return cls(**{**d, "status": Status(d["status"])})
+
+
+def status_for_exit(rc: int | None) -> Status:
+    """The job's status from ``harness run``'s exit status (anything unexpected = infra)."""
+    if rc == EXIT_OK:
+        return Status.PASS
+    if rc == EXIT_CHECK_FAILED:
+        return Status.FAIL
+    return Status.ERROR
+
+
+def result_from_run(job: Job, rc: int | None, run_dir: Path, seconds: float, stderr_tail: str,
+                    kernel: dict[str, Any], worker: str = "") -> JobResult:
+    """Pure: a finished subprocess's exit status + its run dir -> :class:`JobResult`."""
+    doc: dict[str, Any] | None = None
+    try:
+        doc = json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        doc = None
+    status = status_for_exit(rc)
+    checks = list(doc.get("checks", [])) if doc else []
+    if rc in (EXIT_OK, EXIT_CHECK_FAILED) and doc is None:
+        status, detail = Status.ERROR, f"exit {rc} but no results.json in {run_dir}"
+    elif status == Status.FAIL:
+        detail = "failed: " + ", ".join(c["name"] for c in checks if c.get("status") == "fail")
+    elif status == Status.ERROR:
+        what = ("usage/build error" if rc == EXIT_USAGE else "infrastructure error"
+                if rc == EXIT_INFRA else f"killed by signal {-rc}" if rc is not None and rc < 0
+                else "did not run" if rc is None else f"unexpected exit {rc}")
+        infra = (doc or {}).get("infra_error") or ""
+        detail = "; ".join(x for x in (what, infra, stderr_tail) if x)
+    else:
+        detail = ""
+    return JobResult(job.id, job.slug, status, rc, str(run_dir), round(seconds, 1), detail,
+                     checks, kernel, worker)
+
+
+def _child_setup() -> None:
+    """In the job's child before exec: SIGINT is a real Ctrl-C, and the parent's death sends it.
+
+    A worker started in the background inherits SIGINT ignored (and Python keeps
+    SIG_IGN), so reset it; PR_SET_PDEATHSIG makes a killed worker's job unwind
+    (QEMU down, temp dirs gone) instead of running on as an orphan.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    errs = [t for t in text if t.startswith("harness: error:")]
+    return (errs[-1] if errs else "\n".join(text[-lines:]))[:300]
+
+
+def run_job(job: Job, kernel: Path | None, run_dir: Path, kernel_info: dict[str, Any],
+            accel: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S,
+            worker: str = "", stop: threading.Event | None = None) -> JobResult:
+    """Run one job to completion (or its timeout) and read its result.
+
+    ``run_dir`` must not be shared with any other job: the engines give each job
+    ``<matrix run dir>/jobs/<slug>``. Setting ``stop`` (the engine's Ctrl-C) or an
+    exception here passes SIGINT on to the job, which takes its QEMU down.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = job_argv(job, kernel, run_dir, accel)
+    (run_dir / JOB_FILE).write_text(json.dumps(
+        {"job": job.id, "argv": argv, "kernel": kernel_info, "worker": worker}, indent=2) + "\n")
+    env = dict(os.environ)
+    env.pop("HARNESS_RUNS", None)  # the job has its --run-dir
+    t0 = time.monotonic()
+    log.info("job %s: starting", job.id)
+    with (run_dir / STDOUT_FILE).open("wb") as out, (run_dir / LOG_FILE).open("wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                start_new_session=True, preexec_fn=_child_setup)
+        rc: int | None = None
+        try:
+            while rc is None:
+                try:
+                    rc = proc.wait(timeout=1.0)
+                except subprocess.TimeoutExpired:
+                    if stop is not None and stop.is_set():
+                        raise KeyboardInterrupt(f"job {job.id} stopped") from None
+                    if time.monotonic() - t0 > timeout_s:
+                        log.warning("job %s: no result after %.0fs; stopping it", job.id,
+                                    timeout_s)
+                        _stop(proc)
+                        (run_dir / "matrix-timeout.txt").write_text(
+                            f"timed out after {timeout_s:.0f}s\n")
+                        break
+        except BaseException:
+            _stop(proc)
+            raise
+    secs = time.monotonic() - t0
+    tail = _tail(run_dir / LOG_FILE)
+    if rc is None:
+        tail = f"timed out after {timeout_s:.0f}s" + (f"; {tail}" if tail else "")
+    res = result_from_run(job, rc, run_dir, secs, tail, kernel_info, worker)
+    res.kcidb = _kcidb_of(run_dir)
+    log.info("job %s: %s in %.0fs%s", job.id, res.status.value, secs,
+             f" ({res.detail})" if res.detail else "")
+    return res
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT the job's process group (its QEMU goes down cleanly), SIGKILL if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _kcidb_of(run_dir: Path) -> dict[str, Any]:
+    """The run's KCIDB document, made here because on a cluster the run dir is the worker's."""
+    from harness import kcidb
+
+    if not (run_dir / "results.json").is_file():
+        return {}
+    try:
+        return kcidb.from_run_dir(run_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: no KCIDB document: %s", run_dir, exc)
+        return {}
