@@ -17,7 +17,15 @@ from harness.matrix import job as jobmod
 from harness.matrix import local, report
 from harness.matrix.builds import KernelBuild
 from harness.matrix.job import JobResult, job_argv, result_from_run, run_job, status_for_exit
-from harness.matrix.plan import Job, KernelSpec, ScenarioSpec, VMSize, parse_plan, parse_shard, shard
+from harness.matrix.plan import (
+    Job,
+    KernelSpec,
+    ScenarioSpec,
+    VMSize,
+    parse_plan,
+    parse_shard,
+    shard,
+)
 from harness.matrix.schedule import (
     VM_OVERHEAD_MIB,
     Capacity,
