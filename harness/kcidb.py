@@ -58,6 +58,13 @@ def patchset_hash(patch_sha256s: Iterable[str]) -> str:
     return hashlib.sha256("".join(f"{s}\n" for s in shas).encode()).hexdigest()
 
 
+def _patch_file(p: Mapping[str, Any]) -> Path:
+    """Where a patch lives: next to its quilt ``series`` file (origin ``.../series:N``),
+    or the mbox it came from."""
+    origin = Path(str(p["origin"]).rsplit(":", 1)[0])
+    return origin.parent / str(p["name"]) if origin.name == "series" else origin
+
+
 def checkout_of(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The checkout object of an artifact's metadata.json."""
     src = meta.get("source", {})
@@ -73,9 +80,8 @@ def checkout_of(meta: Mapping[str, Any]) -> dict[str, Any]:
     rev = str(src.get("rev") or "")
     if re.fullmatch(r"[0-9a-f]{40}", rev):
         co["git_commit_hash"] = rev
-    files = [{"name": _path_part(Path(str(p["origin"])).name) or f"patch{i}",
-              "url": _url(str(p["origin"]).split(":")[0])}
-             for i, p in enumerate(series, start=1) if p.get("origin")]
+    files = [{"name": str(p["name"]), "url": _url(_patch_file(p))}
+             for p in series if p.get("origin") and "/" not in str(p["name"])]
     if files:
         co["patchset_files"] = files
     return co
