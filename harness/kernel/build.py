@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BuildError, SetupError, UsageError
-from harness.kernel import kconfig
+from harness.kernel import configstamp, kconfig
 from harness.kernel.progress import DEFAULT_TOTAL_ESTIMATE, ProgressCallback, ProgressTracker
 from harness.kernel.series import Patch, load_series
 from harness.kernel.source import Source, resolve_source
@@ -190,6 +190,10 @@ def _ccache_available() -> bool:
     return shutil.which("ccache") is not None
 
 
+def _cc() -> str:
+    return "ccache gcc" if _ccache_available() else "gcc"
+
+
 def _ccache_stats(env: dict[str, str]) -> dict[str, int]:
     if not _ccache_available():
         return {}
@@ -243,7 +247,7 @@ class KernelBuilder:
         cmd = ["make", "-C", str(self.tree.root), f"O={self.build_dir}", f"ARCH={ARCH}",
                f"-j{self.jobs}"]
         if _ccache_available():
-            cmd += ["CC=ccache gcc", "HOSTCC=ccache gcc"]
+            cmd += [f"CC={_cc()}", f"HOSTCC={_cc()}"]
         if kconfig_file:
             cmd.append(f"KCONFIG_CONFIG={kconfig_file}")
         cmd += list(targets)
@@ -312,6 +316,43 @@ class KernelBuilder:
             (bd / new_file).replace(cur)  # only a real change touches .config (keeps make no-op)
         return final, requested
 
+    def configure_inputs(self) -> configstamp.ConfigureInputs:
+        """What configure reads, for the skip decision (call after the tree is synced)."""
+        i = self.inputs
+        return configstamp.ConfigureInputs(
+            recipe=f"{RECIPE_VERSION}/{configstamp.CONFIGURE_RECIPE}", arch=ARCH,
+            source=i.source.identity,
+            base=i.base if i.base_text is None else "sha256:" + _sha256(i.base_text),
+            fragments=tuple(_sha256(data) for _, data in i.fragments),
+            kconfig_overlay=configstamp.kconfig_overlay(self.tree.overlay),
+            toolchain=toolchain_id(), cc=_cc())
+
+    def configure_if_needed(self, tracker: ProgressTracker) -> tuple[str, str | None]:
+        """(final config text, why configure ran -- None if skipped).
+
+        Skipped when the stamp says the last configure in this build dir had the same
+        inputs and ``.config`` is still what it wrote; the requested options are then
+        re-verified against that ``.config`` in Python (milliseconds) all the same.
+        """
+        bd = self.build_dir
+        cfg_inputs = self.configure_inputs()
+        cur = bd / ".config"
+        current = cur.read_text() if cur.is_file() else None
+        reason = configstamp.configure_reason(configstamp.read_stamp(bd), cfg_inputs, current)
+        if reason is None and current is not None:
+            frags = [kconfig.parse_config(data.decode(), str(path))
+                     for path, data in self.inputs.fragments]
+            _, requested = kconfig.merge("", frags)
+            if not kconfig.verify(requested, kconfig.config_values(current)):
+                log.info("configure skipped: inputs and .config unchanged since the last one")
+                return current, None
+            reason = "a requested option is not in .config"
+        log.info("configure: %s", reason)
+        configstamp.clear_stamp(bd)
+        final, _ = self.configure(tracker)
+        configstamp.write_stamp(bd, configstamp.stamp_for(cfg_inputs, final))
+        return final, reason
+
     def run(self) -> Artifact:
         t0 = time.monotonic()
         key = self.inputs.cache_key()
@@ -321,7 +362,7 @@ class KernelBuilder:
         t_sync = time.monotonic()
         self.build_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
-        final_config, _ = self.configure(tracker)
+        final_config, configure_reason = self.configure_if_needed(tracker)
         t_cfg = time.monotonic()
         before = _ccache_stats(self.env)
         tracker.set_stage("compile")
@@ -352,6 +393,7 @@ class KernelBuilder:
             "toolchain": toolchain_id(),
             "arch": ARCH,
             "files_changed_by_sync": changed,
+            "configure": configure_reason or "skipped: inputs and .config unchanged",
             "objects_compiled": tracker.compiled,
             "ccache": {"hits": hits, "misses": misses} if after else None,
             "durations_s": {"sync": round(t_sync - t0, 2), "config": round(t_cfg - t_sync, 2),

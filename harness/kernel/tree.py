@@ -137,6 +137,8 @@ class WorkTree:
         self.root = root
         self.source = source
         self.state_file = root.parent / f"{root.name}.state.json"
+        # After sync(): path -> sha256 of the patched content (None = deleted by the series).
+        self.overlay: dict[str, str | None] = {}
 
     def _load_state(self) -> dict[str, object]:
         try:
@@ -254,10 +256,11 @@ class WorkTree:
                     changed.append(rel)
             elif wrote:
                 changed.append(rel)
-        state["overlay"] = {
+        self.overlay = {
             rel: (hashlib.sha256(data).hexdigest() if data is not None else None)
             for rel, data in overlay.items()
         }
+        state["overlay"] = dict(self.overlay)
         self._save_state(state)
         if changed:
             log.info("work tree: %d file(s) changed: %s", len(changed), ", ".join(changed[:8]))
