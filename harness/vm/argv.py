@@ -14,6 +14,9 @@ from harness.vm.config import VMConfig
 QEMU = "qemu-system-x86_64"
 QBOOT = Path("/usr/share/qemu/qboot.rom")
 NONCE_PARAM = "harness.nonce"
+#: virtio-serial port the guest writes its event stream to; the host reads the file QEMU
+#: fills (``RunPaths.events_log``), so events reach the host without an SSH command per poll.
+EVENTS_PORT = "harness.events"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class RunPaths:
     qmp_socket: Path
     initrd: Path
     swap_image: Path | None  # None = no swap disk
+    events_log: Path | None = None  # the guest's virtio-serial event stream, as QEMU wrote it
 
     @staticmethod
     def in_dir(run_dir: Path, swap: bool, qmp_socket: Path | None = None) -> RunPaths:
@@ -32,6 +36,7 @@ class RunPaths:
             qmp_socket=qmp_socket or run_dir / "qmp.sock",
             initrd=run_dir / "initrd.cpio",
             swap_image=run_dir / "swap.img" if swap else None,
+            events_log=run_dir / "guest-events.log",
         )
 
 
@@ -93,4 +98,8 @@ def build_argv(
     ]
     if paths.swap_image is not None:
         argv += ["-drive", f"file={paths.swap_image},if=virtio,format=raw,cache=unsafe"]
+    if paths.events_log is not None:
+        argv += ["-device", "virtio-serial-pci,id=vser0",
+                 "-chardev", f"file,id=hev,path={paths.events_log}",
+                 "-device", f"virtserialport,bus=vser0.0,chardev=hev,name={EVENTS_PORT}"]
     return argv

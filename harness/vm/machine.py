@@ -216,6 +216,7 @@ class Machine:
         self.run_dir = Path(run_dir)
         self.accel = ""
         self.ssh_port = 0
+        self.events_log: Path | None = None
         self.boot_time: float | None = None
         self.argv: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -259,6 +260,7 @@ class Machine:
             self._tmpdirs.append(short)
             sock = short / "qmp.sock"
         paths = RunPaths.in_dir(self.run_dir, cfg.swap_mib > 0, sock)
+        self.events_log = paths.events_log  # guest virtio-serial events (argv.EVENTS_PORT)
         combined_initrd(Path(cfg.initramfs), keys, self.run_dir)
         self._cleanup_files += [paths.initrd, sock]
         if paths.swap_image is not None:
