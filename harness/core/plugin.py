@@ -31,6 +31,7 @@ from harness.core.spec import ScenarioSpec, VMSettings
 
 if TYPE_CHECKING:
     from harness.console import Finding
+    from harness.core.events import EventLog
     from harness.kernel.build import BuildRequest
     from harness.vm import Machine
 
@@ -83,6 +84,7 @@ class RunContext:
         self.options = options  # run options a scenario may honour (e.g. no_reclaim)
         self.observations: dict[str, Any] = {}
         self.info: dict[str, Any] = {}  # facts for the report header (guest kernel, meminfo)
+        self.events: EventLog | None = None  # the guest's event stream, when the guest has one
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core import report
+from harness.core.events import EventLog, guest_relay_command
 from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun, ScenarioType
 from harness.core.registry import checks_for, scenario_type, select
 from harness.core.results import CheckResult, Status, infra_error, overall
@@ -207,6 +208,7 @@ class _Run:
             ctx = RunContext(self.spec, vm, self.run_dir, self.progress, self.timings,
                              self.opts.options, [c.name for c in self.planned], vm_set)
             ctx.info = self.info
+            ctx.events = _start_event_relay(vm)
             try:
                 self.st.exercise(ctx)
             finally:
@@ -229,6 +231,17 @@ def _ship(vm: Any, files: dict[str, Path]) -> None:
         modes = [f"chmod {p.stat().st_mode & 0o777:o} {shlex.quote(t)}" for p, t in pairs]
         for i in range(0, len(modes), 200):  # one SSH command per 200 files, not one each
             vm.run("; ".join(modes[i:i + 200]), timeout=60, check=True)
+
+
+def _start_event_relay(vm: Any) -> EventLog | None:
+    """The guest's FIFO -> virtio-serial relay (see harness.core.events); None without one."""
+    from harness.vm.argv import EVENTS_PORT
+
+    out = vm.run(guest_relay_command(EVENTS_PORT), timeout=30).stdout
+    if vm.events_log is None or "events: /dev/" not in out:
+        log.warning("guest has no %s port: events will be polled over SSH", EVENTS_PORT)
+        return None
+    return EventLog(vm.events_log)
 
 
 def run_scenario(opts: RunOptions,
