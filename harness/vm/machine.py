@@ -459,15 +459,18 @@ class Machine:
 
     # -- the public API -------------------------------------------------------
     def run(self, command: str, timeout: float | None = None,
-            on_output: OutputCallback | None = None, check: bool = False) -> CommandResult:
+            on_output: OutputCallback | None = None, check: bool = False,
+            pty: bool = False) -> CommandResult:
         """Run a shell command in the guest. A dead or hung guest -> InfraError.
 
         ``check=True`` raises InfraError on a non-zero status; meant for setup
-        steps whose failure is the rig's fault, not the kernel's.
+        steps whose failure is the rig's fault, not the kernel's. ``pty=True``
+        gives the command a terminal (stdio line-buffered, so a program that
+        forks does not print its buffer twice; stderr merges into stdout).
         """
         ssh = self._check_usable(f"command {command!r}")
         try:
-            r = ssh.run(command, timeout or self.cfg.command_timeout, on_output)
+            r = ssh.run(command, timeout or self.cfg.command_timeout, on_output, get_pty=pty)
         except InfraError as exc:
             raise self._diagnose(f"command {command!r}", exc) from exc
         if check and r.exit_status != 0:

@@ -96,3 +96,35 @@ def test_project_mempressure_workload_builds() -> None:
     )
     assert missing.returncode == 3
     assert missing.stdout.startswith("OP open err ENOENT ")
+
+
+def test_mpstress_new_options_are_checked_before_anything_runs() -> None:
+    bins = build_workload("mempressure")
+    for bad in (["--until-bytes", "0"], ["--until-bytes", "-5"], ["--until-bytes", "1x"],
+                ["--events"]):
+        r = subprocess.run([bins["mpstress"], *bad], capture_output=True, text=True)
+        assert r.returncode == 2, bad
+        assert "usage: mpstress" in r.stderr
+    usage = subprocess.run([bins["mpstress"], "--help"], capture_output=True, text=True).stderr
+    assert "--until-bytes N" in usage and "--events PATH" in usage
+
+
+def test_mpstress_events_go_to_the_given_path(tmp_path: Path) -> None:
+    """--events is opened before registering; without the interface: exit 3, nothing written."""
+    bins = build_workload("mempressure")
+    events = tmp_path / "events"
+    r = subprocess.run([bins["mpstress"], "--cgroup", "/nonexistent", "--events", str(events)],
+                       capture_output=True, text=True)
+    assert r.returncode == 3
+    assert "/nonexistent/memory.pressure_shrinker" in r.stderr and "(ENOENT)" in r.stderr
+    assert events.exists() and events.read_text() == ""
+    assert r.stdout == ""
+
+
+def test_mpstress_unopenable_events_path_names_it(tmp_path: Path) -> None:
+    bins = build_workload("mempressure")
+    bad = tmp_path / "missing-dir" / "events"
+    r = subprocess.run([bins["mpstress"], "--cgroup", "/nonexistent", "--events", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert str(bad) in r.stderr and "(ENOENT)" in r.stderr

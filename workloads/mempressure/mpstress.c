@@ -9,19 +9,25 @@
  * memory wanted than RAM plus swap, the two fight, and the process should
  * not be OOM-killed. After a request the allocator holds no more than
  * what it kept and regrows by one chunk per --regrow ms (0: grow straight
- * back to --max-chunks, as the 2013 test did). With --no-reclaim the listener ignores the requests
- * and every chunk is mlock()ed:
- * the negative control, which should be OOM-killed.
+ * back to --max-chunks, as the 2013 test did). With --no-reclaim the
+ * listener ignores the requests: the same workload without the kernel's
+ * help, the negative control, which should be OOM-killed.
  *
- * Output (stdout, line-buffered; t is CLOCK_BOOTTIME in seconds):
+ * The stress phase ends on a signal, after --duration seconds, or, with
+ * --until-bytes N, once the allocator has touched N bytes in total (work
+ * done, not time spent: a kernel that never asks for memory back cannot
+ * pass by the workload merely outlasting a timer).
+ *
+ * Output (line-buffered, stdout or --events PATH; t is CLOCK_BOOTTIME in s):
  *   EV <t> registered chunk_size=<bytes> efd=<fd>
  *   EV <t> phase name=<idle|stress>
  *   EV <t> added n=<chunks> held=<held> advertised=<total>
  *   EV <t> asked n=<chunks> requests=<count> asked_total=<total>
  *   EV <t> freed n=<chunks> held=<held>
- *   SUMMARY {"added":N,...,"end":"signal:SIGTERM"}
- * See README.md. Exit: 0 on signal or end of duration, 2 on usage error,
- * 3 if the shrinker cannot be registered, 1 on other failures.
+ *   EV <t> progress touched=<bytes>
+ *   SUMMARY {"added":N,...,"touched":N,"end":"work"}
+ * See README.md. Exit: 0 on signal, end of duration or work done, 2 on
+ * usage error, 3 if the shrinker cannot be registered, 1 on other failures.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,8 +53,10 @@ static long idle;		/* idle phase, seconds */
 static uint64_t max_chunks;
 static uint64_t batch;
 static int no_reclaim;
-static int mlock_warned;
 static long regrow_ms = 100;	/* 0 = never lower the target (the seed) */
+static uint64_t until_bytes;	/* end the stress phase after touching this; 0 = never */
+static uint64_t progress_step;	/* bytes touched between progress lines */
+static FILE *ev;		/* event lines: stdout or --events PATH */
 
 static int efd = -1, sfd = -1;
 static size_t page_size;
@@ -60,6 +68,8 @@ static uint64_t held, max_held;
 static uint64_t target;		/* most chunks the allocator may hold now */
 static double last_regrow;
 static uint64_t advertised, asked, freed, requests;
+static uint64_t touched, next_progress;
+static int work_done;
 
 static double now(void)
 {
@@ -81,7 +91,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: mpstress [--cgroup PATH] [--chunk-size BYTES] [--duration SEC]\n"
 		"                [--idle SEC] [--max-chunks N] [--batch N] [--regrow MS]\n"
-		"                [--no-reclaim]\n");
+		"                [--until-bytes N] [--events PATH] [--no-reclaim]\n");
 	exit(2);
 }
 
@@ -122,8 +132,8 @@ static void register_shrinker(void)
 		die(path, errno, 3);
 	close(cfd);
 
-	printf("EV %.3f registered chunk_size=%" PRIu64 " efd=%d\n", now(),
-	       chunk_size, efd);
+	fprintf(ev, "EV %.3f registered chunk_size=%" PRIu64 " efd=%d\n", now(),
+		chunk_size, efd);
 }
 
 static void advertise(uint64_t n)
@@ -143,8 +153,9 @@ static void *allocator(void *arg)
 	(void)arg;
 	for (;;) {
 		struct timespec pause = { 0, 10 * 1000 * 1000 };
+		uint64_t t;
+		int full, report, done;
 		char *p;
-		int full;
 
 		pthread_mutex_lock(&lock);
 		if (regrow_ms && target < max_chunks &&
@@ -165,17 +176,6 @@ static void *allocator(void *arg)
 			nanosleep(&pause, NULL);
 			continue;
 		}
-		/*
-		 * --no-reclaim pins what it holds, like a cache that cannot be
-		 * evicted behind its back. Without the pin, a swap-backed guest
-		 * under emulation thrashes for many minutes before the OOM
-		 * killer acts, and the negative control would prove nothing
-		 * within any sane time limit.
-		 */
-		if (no_reclaim && mlock(p, chunk_size) && !mlock_warned) {
-			fprintf(stderr, "mpstress: mlock: %s\n", strerror(errno));
-			mlock_warned = 1;
-		}
 		for (size_t off = 0; off < chunk_size; off += page_size)
 			p[off] = (char)((off / page_size) | 1);
 
@@ -183,7 +183,22 @@ static void *allocator(void *arg)
 		stack[held++] = p;
 		if (held > max_held)
 			max_held = held;
+		touched += chunk_size;
+		t = touched;
+		report = t >= next_progress;
+		if (report)
+			next_progress = (t / progress_step + 1) * progress_step;
+		done = until_bytes && t >= until_bytes && !work_done;
+		if (done)
+			work_done = 1;
 		pthread_mutex_unlock(&lock);
+
+		if (report)
+			fprintf(ev, "EV %.3f progress touched=%" PRIu64 "\n",
+				now(), t);
+		/* The main thread waits for this in sigtimedwait(). */
+		if (done)
+			kill(getpid(), SIGUSR1);
 
 		if (++pending >= batch) {
 			uint64_t h, a;
@@ -194,8 +209,8 @@ static void *allocator(void *arg)
 			h = held;
 			a = advertised;
 			pthread_mutex_unlock(&lock);
-			printf("EV %.3f added n=%" PRIu64 " held=%" PRIu64
-			       " advertised=%" PRIu64 "\n", now(), pending, h, a);
+			fprintf(ev, "EV %.3f added n=%" PRIu64 " held=%" PRIu64
+				" advertised=%" PRIu64 "\n", now(), pending, h, a);
 			pending = 0;
 		}
 	}
@@ -221,8 +236,8 @@ static void *listener(void *arg)
 		r = requests;
 		t = asked;
 		pthread_mutex_unlock(&lock);
-		printf("EV %.3f asked n=%" PRIu64 " requests=%" PRIu64
-		       " asked_total=%" PRIu64 "\n", now(), n, r, t);
+		fprintf(ev, "EV %.3f asked n=%" PRIu64 " requests=%" PRIu64
+			" asked_total=%" PRIu64 "\n", now(), n, r, t);
 
 		if (no_reclaim)
 			continue;
@@ -251,36 +266,73 @@ static void *listener(void *arg)
 			last_regrow = now();
 		}
 		pthread_mutex_unlock(&lock);
-		printf("EV %.3f freed n=%" PRIu64 " held=%" PRIu64 "\n", now(),
-		       k, h);
+		fprintf(ev, "EV %.3f freed n=%" PRIu64 " held=%" PRIu64 "\n", now(),
+			k, h);
 	}
 	return NULL;
 }
 
+/*
+ * The last line, on the event stream and, if that is not stdout, on stdout
+ * too: whoever collects stdout at the end always finds the verdict there.
+ */
 static void summary(const char *end)
 {
+	char line[512];
+
 	pthread_mutex_lock(&lock);
-	printf("SUMMARY {\"added\":%" PRIu64 ",\"asked\":%" PRIu64
-	       ",\"freed\":%" PRIu64 ",\"bytes_freed\":%" PRIu64
-	       ",\"requests\":%" PRIu64 ",\"chunk_size\":%" PRIu64
-	       ",\"max_held\":%" PRIu64 ",\"end\":\"%s\"}\n",
-	       advertised, asked, freed, freed * chunk_size, requests,
-	       chunk_size, max_held, end);
-	fflush(stdout);
+	snprintf(line, sizeof(line),
+		 "SUMMARY {\"added\":%" PRIu64 ",\"asked\":%" PRIu64
+		 ",\"freed\":%" PRIu64 ",\"bytes_freed\":%" PRIu64
+		 ",\"requests\":%" PRIu64 ",\"chunk_size\":%" PRIu64
+		 ",\"max_held\":%" PRIu64 ",\"touched\":%" PRIu64
+		 ",\"end\":\"%s\"}\n",
+		 advertised, asked, freed, freed * chunk_size, requests,
+		 chunk_size, max_held, touched, end);
+	fputs(line, ev);
+	fflush(ev);
+	if (ev != stdout) {
+		fputs(line, stdout);
+		fflush(stdout);
+	}
 	_exit(0);
 }
 
-/* Wait for SIGINT/SIGTERM for up to secs (0 = forever); 0 on timeout. */
-static int wait_signal(const sigset_t *set, long secs, int forever)
+/*
+ * Wait for SIGINT/SIGTERM, or the allocator's SIGUSR1 once its work is done,
+ * for up to secs (0 = forever). Returns the signal, or 0 on timeout. A
+ * SIGUSR1 that did not come from the allocator (work not done) is ignored.
+ */
+static int wait_signal(const sigset_t *set, long secs)
 {
-	struct timespec ts = { secs, 0 };
-	int sig;
+	double deadline = now() + (double)secs;
 
-	do {
-		sig = forever ? sigwaitinfo(set, NULL)
-			      : sigtimedwait(set, NULL, &ts);
-	} while (sig < 0 && errno == EINTR);
-	return sig < 0 ? 0 : sig;
+	for (;;) {
+		double left = deadline - now();
+		struct timespec ts;
+		int sig;
+
+		if (secs && left <= 0)
+			return 0;
+		ts.tv_sec = (time_t)left;
+		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+		sig = secs ? sigtimedwait(set, NULL, &ts)
+			   : sigwaitinfo(set, NULL);
+		if (sig < 0 && errno == EAGAIN)
+			return 0;
+		if (sig < 0)
+			continue;	/* EINTR */
+		if (sig == SIGUSR1) {
+			int w;
+
+			pthread_mutex_lock(&lock);
+			w = work_done;
+			pthread_mutex_unlock(&lock);
+			if (!w)
+				continue;
+		}
+		return sig;
+	}
 }
 
 int main(int argc, char **argv)
@@ -294,16 +346,20 @@ int main(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "no-reclaim", no_argument, NULL, 'n' },
 		{ "regrow", required_argument, NULL, 'r' },
+		{ "until-bytes", required_argument, NULL, 'u' },
+		{ "events", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	pthread_t alloc_thr, listen_thr;
 	struct sysinfo si;
 	sigset_t set;
+	const char *events = NULL;
 	char end[32];
 	int c, sig;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	ev = stdout;
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -316,6 +372,8 @@ int main(int argc, char **argv)
 		case 'b': batch = parse_u64(optarg, "--batch", 0); break;
 		case 'n': no_reclaim = 1; break;
 		case 'r': regrow_ms = (long)parse_u64(optarg, "--regrow", 1); break;
+		case 'u': until_bytes = parse_u64(optarg, "--until-bytes", 0); break;
+		case 'e': events = optarg; break;
 		default: usage();
 		}
 	}
@@ -333,6 +391,20 @@ int main(int argc, char **argv)
 	if (!batch)
 		batch = max_chunks / 10 ? max_chunks / 10 : 1;
 	target = max_chunks;
+	/* A progress line every tenth of the work, or of RAM + swap without a goal. */
+	progress_step = (until_bytes ? until_bytes : max_chunks * chunk_size) / 10;
+	if (progress_step < chunk_size)
+		progress_step = chunk_size;
+	next_progress = progress_step;
+
+	if (events) {
+		/* A virtio-serial port or any file: the host reads events without polling. */
+		int fd = open(events, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd < 0 || !(ev = fdopen(fd, "a")))
+			die(events, errno, 1);
+		setvbuf(ev, NULL, _IOLBF, 0);
+	}
 
 	stack = calloc(max_chunks, sizeof(*stack));
 	if (!stack)
@@ -342,6 +414,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	register_shrinker();
@@ -350,19 +423,21 @@ int main(int argc, char **argv)
 		die("pthread_create", EAGAIN, 1);
 
 	if (idle) {
-		printf("EV %.3f phase name=idle\n", now());
-		sig = wait_signal(&set, idle, 0);
+		fprintf(ev, "EV %.3f phase name=idle\n", now());
+		sig = wait_signal(&set, idle);
 		if (sig)
 			goto out;
 	}
 
-	printf("EV %.3f phase name=stress\n", now());
+	fprintf(ev, "EV %.3f phase name=stress\n", now());
 	if (pthread_create(&alloc_thr, NULL, allocator, NULL))
 		die("pthread_create", EAGAIN, 1);
 
-	sig = wait_signal(&set, duration, duration == 0);
+	sig = wait_signal(&set, duration);
 out:
-	if (sig)
+	if (sig == SIGUSR1)
+		snprintf(end, sizeof(end), "work");
+	else if (sig)
 		snprintf(end, sizeof(end), "signal:SIG%s", sigabbrev_np(sig));
 	else
 		snprintf(end, sizeof(end), "duration");
