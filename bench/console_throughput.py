@@ -4,23 +4,78 @@
 Feeds the golden corpus (tests/data/console/*.log), repeated to at least
 ``--mb`` MB, through one ConsoleClassifier in 64 KiB chunks (the size a VM
 runtime reads from a pipe) and prints MB/s: the median of ``--runs`` runs.
-The goal is >= 50 MB/s, so that classifying a console never limits a test.
+The goal is >= 100 MB/s per CPU second, so that classifying a console never
+limits a test.
+
+``--baseline REV`` also measures harness/console as of git revision REV on
+the same corpus, alternating runs (new, old, new, old...) so that both see
+the same machine load, and prints the ratio of the medians.  Each run is a
+fresh process: the two versions are both ``harness.console``.
 
     .venv/bin/python bench/console_throughput.py [--mb 100] [--runs 5] [--chunk 65536]
+    .venv/bin/python bench/console_throughput.py --baseline HEAD~3 --runs 7
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+CORPUS = ROOT / "tests" / "data" / "console"
 
-from harness.console import ConsoleClassifier  # noqa: E402
+
+def measure(mb: float, chunk: int) -> dict[str, float]:
+    """One run in this process: MB/s wall and per CPU second, findings."""
+    from harness.console import ConsoleClassifier
+
+    logs = sorted(CORPUS.glob("*.log"))
+    corpus = "".join(p.read_text() for p in logs)
+    reps = int(mb * 1e6 / len(corpus.encode())) + 1
+    text = corpus * reps
+    size_mb = len(text.encode()) / 1e6
+    chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)]
+    c = ConsoleClassifier()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for piece in chunks:
+        c.feed(piece)
+    c.close()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "mb": size_mb, "logs": len(logs), "reps": reps, "findings": len(c.findings),
+        "wall": size_mb / wall, "cpu": size_mb / cpu,
+    }
+
+
+def run_worker(src: Path, mb: float, chunk: int) -> dict[str, float]:
+    """One run in a fresh interpreter importing harness.console from ``src``."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2]);"
+        "import console_throughput as b;"
+        "print(json.dumps(b.measure(float(sys.argv[3]), int(sys.argv[4]))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(src), str(ROOT / "bench"), str(mb), str(chunk)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def export(rev: str, dest: Path) -> None:
+    """harness/__init__.py and harness/console/ as of ``rev`` into ``dest``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "harness/__init__.py", "harness/console"],
+        check=True, capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
 
 
 def main() -> int:
@@ -28,33 +83,37 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=100.0)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--chunk", type=int, default=65536)
+    ap.add_argument("--baseline", metavar="REV", help="also measure harness/console at REV")
     args = ap.parse_args()
-    logs = sorted((ROOT / "tests" / "data" / "console").glob("*.log"))
-    corpus = "".join(p.read_text() for p in logs)
-    reps = int(args.mb * 1e6 / len(corpus.encode())) + 1
-    text = corpus * reps
-    size_mb = len(text.encode()) / 1e6
-    chunks = [text[i : i + args.chunk] for i in range(0, len(text), args.chunk)]
-    rates = []
-    cpu_rates = []
-    findings = 0
-    for _ in range(args.runs):
-        c = ConsoleClassifier()
-        t0, c0 = time.perf_counter(), time.process_time()
-        for chunk in chunks:
-            c.feed(chunk)
-        c.close()
-        rates.append(size_mb / (time.perf_counter() - t0))
-        cpu_rates.append(size_mb / (time.process_time() - c0))
-        findings = len(c.findings)
-    print(
-        f"{len(logs)} logs x {reps} = {size_mb:.1f} MB, {findings} findings per run; "
-        f"wall: {', '.join(f'{r:.1f}' for r in rates)} MB/s"
-    )
+    variants = {"new": ROOT}
+    tmp = Path(tempfile.mkdtemp(prefix="console-bench-"))
+    try:
+        if args.baseline:
+            export(args.baseline, tmp)
+            variants[args.baseline] = tmp
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        for _ in range(args.runs):
+            for name, src in variants.items():
+                results[name].append(run_worker(src, args.mb, args.chunk))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    medians = {}
+    for name, runs in results.items():
+        first = runs[0]
+        cpu = statistics.median(r["cpu"] for r in runs)
+        wall = statistics.median(r["wall"] for r in runs)
+        medians[name] = cpu
+        print(
+            f"{name}: {first['logs']:.0f} logs x {first['reps']:.0f} = {first['mb']:.1f} MB, "
+            f"{first['findings']:.0f} findings; per CPU second: "
+            f"{', '.join(format(r['cpu'], '.1f') for r in runs)} MB/s; "
+            f"median {cpu:.1f} MB/s per CPU second, {wall:.1f} MB/s wall"
+        )
     # On a shared machine wall time includes waiting for a core; CPU time
     # is what one uncontended core would take.
-    print(f"median: {statistics.median(rates):.1f} MB/s wall, "
-          f"{statistics.median(cpu_rates):.1f} MB/s per CPU second")
+    if args.baseline:
+        print(f"ratio new/{args.baseline} (median CPU rates): "
+              f"{medians['new'] / medians[args.baseline]:.2f}")
     return 0
 
 

@@ -20,18 +20,35 @@ Design (why it looks the way it does):
 * A panic is published on its first line: the rest may never come.  Other
   reports are published when their block ends, which is as soon as the end
   marker's line is fed.
+* The title blames the guilty frame (patterns.SKIP_RULES), computed once per
+  finding from its block, never per line.  A block that lost its end marker
+  (cut by another report, the end of input or MAX_BLOCK_LINES) or that holds
+  lines of another context (a second "CPU: N PID: M" header, another printk
+  caller id) is ``corrupted``: its frames may not be its own, so its title
+  blames no function.  A panic cutting a report short is its consequence,
+  not corruption; nor is an x86 report without "<TASK>" (pre-5.13 kernels,
+  arm64) that never gets a "</TASK>".
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from harness.console.patterns import END_TRACE, PATTERNS, PREFILTER_WORDS, End, Pattern
+from harness.console.patterns import (
+    END_TASK,
+    END_TRACE,
+    PATTERNS,
+    PREFILTER_WORDS,
+    SKIP_FRAME,
+    End,
+    Pattern,
+)
+from harness.console.titles import CORRUPTED_PREFIX, normalise_title
 from harness.console.types import Finding
 
-__all__ = ["MAX_BLOCK_LINES", "ConsoleClassifier", "classify_text"]
+__all__ = ["MAX_BLOCK_LINES", "ConsoleClassifier", "classify_text", "guilty_frame"]
 
 #: A report longer than this is cut (a runaway block would otherwise swallow
 #: every later report).  OOM reports with a long task list are the longest.
@@ -50,29 +67,35 @@ _EMBEDDED = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*[TC]\d+\])? ?")
 _CUT_HERE = re.compile(r"-+\[ cut here \]-+\s*$")
 
 # Matched (re.match) against single prefix-stripped lines of a finished block.
-_RIP = re.compile(r"RIP: [0-9a-f]{4}:(?P<fn>[A-Za-z_][\w.]*)\+0x")
-_TRACE_START = re.compile(r"(?:Call Trace:|stack backtrace:|(?:kmemleak:)?\s*backtrace)")
+# The program counter line: x86 "RIP: 0010:fn+0x" (older: "RIP: 0010:[<a>]  [<a>]
+# fn+0x"), i386 "EIP:", arm64 "pc : fn+0x", arm "PC is at fn+0x", powerpc "NIP [a] fn+0x".
+_PC = re.compile(
+    r"(?:RIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\]\s+\[<[0-9a-f]+>\] )?"
+    r"|EIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\] )?|pc : |PC is at |NIP \[[0-9a-f]+\] )"
+    r"(?P<fn>[A-Za-z_][\w.]*)\+0x"
+)
+_PC_WORDS = ("RIP: ", "EIP: ", "pc : ", "PC is at ", "NIP [")
+# A stack follows: x86/arm64 headers, kmemleak, arm "Backtrace:", and the
+# per-access stacks of KCSAN ("read to 0x.. of 8 bytes by task 1 on cpu 0:").
+_TRACE_START = re.compile(
+    r"(?:Call [Tt]race:|stack backtrace:|(?:kmemleak:)?\s*backtrace|Backtrace:"
+    r"|.* on cpu \d+:\s*$)"
+)
+_TRACE_WORDS = ("Call Trace:", "Call trace:", "backtrace", "Backtrace:", " on cpu ")
 _FRAME = re.compile(
     r"\s*(?:kmemleak:\s+)?(?:\[<[0-9a-f]+>\] )?(?P<fn>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+"
 )
+# arm: "[<c05d5e14>] (lkdtm_BUG) from [<c05d5b44>] (lkdtm_do_action+0x1c/0x24)";
+# each line names one frame (the callee), the next line its caller.
+_ARM_FRAME = re.compile(
+    r"\s*\[<[0-9a-f]+>\] \((?P<fn>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from \[<"
+)
 _AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_][\w.]*)\+0x")
 _ACCESS = re.compile(r"(?P<access>Read|Write) of size")
-# Frames that are the reporting machinery, not the code at fault.
-_SKIP_FRAME = re.compile(
-    r"(?:dump_stack|show_stack|__dump_stack|__warn|warn_slowpath|report_bug|handle_bug"
-    r"|exc_|asm_|sysvec_|__sysvec_|irq_exit|__irq_exit|panic|__might_|might_|___might_"
-    r"|__cond_resched|__schedule|schedule|preempt_schedule|io_schedule|__schedule_bug"
-    r"|ubsan_|__ubsan_|kasan_|__kasan_|kfence_|__kfence_|print_|lockdep_|__lock_acquire"
-    r"|lock_acquire|lock_release|check_|validate_chain|mark_lock|_raw_|do_raw_|__raw_"
-    r"|rt_mutex|mutex_lock|__mutex_lock|down_|up_|warn_alloc|__alloc_|alloc_pages"
-    r"|__get_free_pages|folio_alloc|__folio_alloc|kmalloc|__kmalloc|kmem_cache_alloc"
-    r"|slab_|__slab_|___slab_|new_slab|allocate_slab|vmalloc|__vmalloc|bad_page"
-    r"|free_page|__free_page|free_unref|kmemleak_|create_object|__create_object"
-    r"|ret_from_fork|entry_SYSCALL|do_syscall|x64_sys_call|watchdog|hrtimer|__hrtimer"
-    r"|tick_|update_process_times|rcu_|nmi_|dump_cpu_task|sched_show_task|debug_show"
-    r"|hung_task|check_hung|kthread)"
-)
-_SPACES = re.compile(r"\s+")
+# Searched in a whole block: printk caller ids ("[    T49]", "[     C0]") after
+# the optional level and time, and dump_stack()'s and __warn()'s context header.
+_CALLER = re.compile(r"^(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?\[\s*([TC]\d+)\]", re.M)
+_CONTEXT = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+)(?: Comm:| at )")
 
 
 _Finder = Callable[[str, int], int]
@@ -159,40 +182,62 @@ def _strip(line: str) -> tuple[str, bool]:
     return line[end:], True
 
 
-def _blamed_function(groups: dict[str, str], lines: list[str]) -> str | None:
-    """The function a report blames, from its raw console lines.
+def _stack(groups: dict[str, str], lines: list[str]) -> Iterator[str]:
+    """The functions of a report's stack, innermost first, from its raw lines.
 
     The function named on the report's first line if any (WARNING, KASAN),
-    else the kernel ``RIP:`` line, else the first call-trace frame that is
-    not reporting machinery (dump_stack, __might_sleep, lock_acquire...),
-    else the function that took a listed lock (lockdep's "at: fn+0x").
-    Lines are only stripped of their prefixes when a cheap substring test
-    says they may matter: this runs for every finding.
+    then, in block order, program-counter lines (``RIP:``, ``pc :``...) and
+    the frames of call traces ("? " frames are unreliable and left out),
+    then the functions that took a listed lock (lockdep's "at: fn+0x"; a
+    report of held locks has no stack).  Lines are only stripped of their
+    prefixes when a cheap substring test says they may matter: this runs
+    for every finding.  Names lose their ``.constprop.0``-style suffixes.
     """
     fn = groups.get("fn")
     if fn:
-        return fn.split(".", 1)[0]
-    for raw in lines:
-        if "RIP: " in raw:
-            rip = _RIP.match(_strip(raw)[0])
-            if rip:
-                return rip.group("fn").split(".", 1)[0]
+        yield fn.split(".", 1)[0]
     in_trace = False
     for raw in lines:
-        if not in_trace:
-            if "Call Trace:" in raw or "backtrace" in raw:
-                in_trace = _TRACE_START.match(_strip(raw)[0]) is not None
-            continue
         if "+0x" in raw:
-            frame = _FRAME.match(_strip(raw)[0])
-            if frame and not _SKIP_FRAME.match(frame.group("fn")):
-                return frame.group("fn").split(".", 1)[0]
+            line = None
+            if any(w in raw for w in _PC_WORDS):
+                line = _strip(raw)[0]
+                pc = _PC.match(line)
+                if pc:
+                    yield pc.group("fn").split(".", 1)[0]
+                    continue
+            if in_trace:
+                line = _strip(raw)[0] if line is None else line
+                frame = _ARM_FRAME.match(line) if " from [<" in raw else _FRAME.match(line)
+                if frame:
+                    yield frame.group("fn").split(".", 1)[0]
+                    continue
+        if any(w in raw for w in _TRACE_WORDS) and _TRACE_START.match(_strip(raw)[0]):
+            in_trace = True
     for raw in lines:
         if " at: " in raw:
             at = _AT_FN.search(raw)
             if at:
-                return at.group("fn").split(".", 1)[0]
-    return None
+                yield at.group("fn").split(".", 1)[0]
+
+
+#: fn -> whether a skip rule matches it.  The rules are one long alternation
+#: and the same few hundred functions recur in every report: remember them.
+_SKIPPED: dict[str, bool] = {}
+_SKIPPED_MAX = 8192
+
+
+def guilty_frame(stack: Iterable[str]) -> str:
+    """The first function of ``stack`` that no skip rule matches, or ""."""
+    for fn in stack:
+        skipped = _SKIPPED.get(fn)
+        if skipped is None:
+            if len(_SKIPPED) >= _SKIPPED_MAX:
+                _SKIPPED.clear()
+            skipped = _SKIPPED[fn] = SKIP_FRAME.match(fn) is not None
+        if not skipped:
+            return fn
+    return ""
 
 
 def _format_title(templates: tuple[str, ...], fields: dict[str, str]) -> str:
@@ -201,8 +246,8 @@ def _format_title(templates: tuple[str, ...], fields: dict[str, str]) -> str:
             title = template.format_map(fields)
         except KeyError:
             continue
-        return _SPACES.sub(" ", title).strip()
-    return templates[-1]
+        return normalise_title(title)
+    return normalise_title(templates[-1])
 
 
 @dataclass(slots=True)
@@ -218,6 +263,9 @@ class _Open:
     die_seen: bool = False
     finding: Finding | None = None
     end_groups: dict[str, str] = field(default_factory=dict)
+    #: Why the block ended: "end" (its own end rule), "next" (another report
+    #: started), "panic" (a panic started), "close" or "limit".
+    ended: str = ""
 
 
 class ConsoleClassifier:
@@ -264,7 +312,7 @@ class ConsoleClassifier:
                 tail, self._partial = self._partial + "\n", ""
                 self._process(tail)
             if self._open is not None:
-                self._finish(self._open)
+                self._finish(self._open, "close")
                 self._open = None
             self._cut = None
             self._closed = True
@@ -368,10 +416,11 @@ class ConsoleClassifier:
             die_seen=pattern.die_header,
         )
         if pattern.emit_on_start:
+            block.ended = "end"  # its title is its first line's: nothing to corrupt
             block.finding = self._make_finding(block)
             self._publish(block.finding)
         if pattern.end_rule is End.LINE:
-            self._finish(block)
+            self._finish(block, "end")
         else:
             self._open = block
 
@@ -400,8 +449,10 @@ class ConsoleClassifier:
                 return ls
             raw = text[ls:le]
             if block.marker and block.marker in raw and self._is_end(block, raw):
-                self._append(block, raw)
-                self._finish(block)
+                self._lineno += 1
+                block.parts.append(raw)
+                block.nlines += 1
+                self._finish(block, "end")
                 self._open = None
                 return le
             if 0 <= cand < le and self._starts_report(raw):
@@ -420,7 +471,7 @@ class ConsoleClassifier:
                     self._append(block, raw)
                     pos = le
                     continue
-                self._finish(block)
+                self._finish(block, "panic" if hit and hit[0].kind == "panic" else "next")
                 self._open = None
                 return ls  # the new report's line is classified afresh
             self._append(block, raw)
@@ -438,7 +489,7 @@ class ConsoleClassifier:
             raw = text[pos:le]
             stripped, _ = _strip(raw.rstrip("\r\n"))
             if not cont.match(stripped) or self._match_start(raw) is not None:
-                self._finish(block)
+                self._finish(block, "end")
                 self._open = None
                 return pos
             self._append(block, raw)
@@ -478,7 +529,7 @@ class ConsoleClassifier:
                 cut = text.index("\n", cut) + 1
             block.parts.append(text[start:cut])
             block.nlines = MAX_BLOCK_LINES
-            self._finish(block)
+            self._finish(block, "limit")
             self._open = None
             return
         block.parts.append(text[start:end])
@@ -489,7 +540,7 @@ class ConsoleClassifier:
         block.parts.append(raw)
         block.nlines += 1
         if block.nlines >= MAX_BLOCK_LINES:
-            self._finish(block)
+            self._finish(block, "limit")
             self._open = None
 
     def _block_text(self, block: _Open) -> str:
@@ -498,14 +549,21 @@ class ConsoleClassifier:
     def _make_finding(self, block: _Open) -> Finding:
         pattern = block.pattern
         text = self._block_text(block)
-        lines = text.split("\n")
         fields = dict(block.groups)
         fields.update(block.end_groups)
-        fn = _blamed_function(fields, lines)
-        if fn:
-            fields["fn"] = fn
+        corrupted = self._truncated(block, text) or self._interleaved(block, text)
+        if corrupted:
+            # Only the first line is trusted: its own function, if not a helper.
+            fields.pop("fn", None)
+            guilty = guilty_frame([block.groups["fn"]] if "fn" in block.groups else [])
+        elif pattern.blames:
+            guilty = guilty_frame(_stack(fields, text.split("\n")))
+        else:
+            guilty = ""
+        if guilty:
+            fields["fn"] = guilty
         if pattern.kind == "kasan":
-            for line in lines:
+            for line in text.split("\n"):
                 access = _ACCESS.match(_strip(line)[0]) if " of size" in line else None
                 if access:
                     fields["access"] = access.group("access")
@@ -513,15 +571,54 @@ class ConsoleClassifier:
         kind, severity, titles = pattern.kind, pattern.severity, pattern.titles
         if pattern.alt_kind and "alt" in block.end_groups:
             kind, severity, titles = pattern.alt_kind, pattern.alt_severity, pattern.alt_titles
+        title = _format_title(titles, fields)
         return Finding(
             kind=kind,
-            title=_format_title(titles, fields),
+            title=CORRUPTED_PREFIX + title if corrupted else title,
             severity=severity,
             line=block.line,
             block=text,
+            corrupted=corrupted,
+            guilty="" if corrupted else guilty,
         )
 
-    def _finish(self, block: _Open) -> None:
+    @staticmethod
+    def _truncated(block: _Open, text: str) -> bool:
+        """Whether the block ended before the end marker its kernel prints.
+
+        A panic cutting a report short is not truncation (panic_on_oom,
+        panic_on_warn: the report's consequence, itself reported).  An x86
+        stack dump ends in "</TASK>" only if it began with "<TASK>": older
+        kernels and other architectures print neither.
+        """
+        if block.ended in ("end", "panic") or block.pattern.end_rule is not End.MARKER:
+            return False
+        if block.marker == END_TASK:
+            return "<TASK>" in text
+        return bool(block.marker)
+
+    @staticmethod
+    def _interleaved(block: _Open, text: str) -> bool:
+        """Whether lines of another context got into a single-context block.
+
+        Two different dump_stack()/__warn() headers ("CPU: N PID: M") or,
+        on a kernel with CONFIG_PRINTK_CALLER, lines of two printk callers
+        ("[T12]" vs "[T34]") mean two reports were printed at once.
+        """
+        if block.pattern.multi_context:
+            return False
+        if text.count("PID: ") > 1 and len(set(_CONTEXT.findall(text))) > 1:
+            return True
+        if "][" not in text:
+            return False
+        # Cheap common case: every "][" is the first line's own caller id.
+        first = _CALLER.match(text)
+        if first and text.count("][") == text.count("][" + first.group(0).rsplit("[", 1)[1]):
+            return False
+        return len(set(_CALLER.findall(text))) > 1
+
+    def _finish(self, block: _Open, ended: str) -> None:
+        block.ended = ended
         if block.finding is not None:
             # Published on its first line; complete its block in place.
             block.finding.block = self._block_text(block)

@@ -14,10 +14,14 @@ the specific ones (``BUG: KASAN:``) before the general ones (``BUG:``).
 
 Titles follow syzkaller's style ("WARNING in foo", "BUG: soft lockup in
 foo").  A title template may use the named groups of the start regex, of the
-end line's regex, and ``{fn}``: the function the report blames (the function
-on the ``WARNING:`` line, else the ``RIP:`` line, else the first interesting
-frame of the call trace).  The first template whose fields are all known
-wins, so the last one of a row should need no ``{fn}``.
+end line's regex, and ``{fn}``: the guilty function, i.e. the first function
+of the report's stack (the one named on its first line, then the ``RIP:`` /
+``pc :`` line, then the call trace) that no :data:`SKIP_RULES` entry matches
+-- helpers that only report or pass a bug on (locking, allocators, mem*,
+sanitizers, WARN, might_sleep, refcount, list debugging...).  The first
+template whose fields are all known wins, so the last one of a row should
+need no ``{fn}``.  Templates never use pids, addresses or CPU numbers: a
+title must be the same on every run of the same bug (titles.py).
 
 Severities (see :class:`~harness.console.types.Severity`): only a panic is
 fatal.  Oops/BUG/sanitizer reports, traps and lockups are errors.  WARN_ON,
@@ -35,7 +39,17 @@ from enum import Enum
 
 from harness.console.types import Severity
 
-__all__ = ["END_TRACE", "KINDS", "PATTERNS", "PREFILTER_WORDS", "End", "Pattern"]
+__all__ = [
+    "END_TRACE",
+    "KINDS",
+    "PATTERNS",
+    "PREFILTER_WORDS",
+    "SKIP_FRAME",
+    "SKIP_RULES",
+    "End",
+    "Pattern",
+    "SkipRule",
+]
 
 
 class End(Enum):
@@ -99,6 +113,15 @@ class Pattern:
     alt_kind: str = ""
     alt_severity: Severity = Severity.INFO
     alt_titles: tuple[str, ...] = ()
+    #: The report legitimately shows several contexts (NMI backtraces of
+    #: other CPUs, all blocked tasks): a second "CPU: N PID: M" header or
+    #: another printk caller id in its block is not an interleaved report.
+    multi_context: bool = False
+
+    @property
+    def blames(self) -> bool:
+        """Whether a title names a function: only then is the stack walked."""
+        return any("{fn}" in t for t in (*self.titles, *self.alt_titles))
 
 
 def _re(pattern: str) -> re.Pattern[str]:
@@ -119,6 +142,156 @@ _LOCKDEP_HEADINGS = (
     r"Nested lock was not taken",
     r"\S+/\d+ still has locks held!",
     r"chain_key collision",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SkipRule:
+    """Functions that report or pass on a bug rather than cause it.
+
+    The guilty frame of a report is the first function of its stack (the
+    function on its first line, then the ``RIP:``/``pc :`` line, then the
+    call trace) that no rule matches: "KASAN: use-after-free Read in
+    __mutex_lock" blames whoever called mutex_lock on freed memory, and
+    "WARNING in refcount_warn_saturate" the code that leaked the reference.
+    Each entry is a regex that must match a whole function name (with any
+    ``.constprop.0``-style suffix removed).
+    """
+
+    why: str
+    frames: tuple[str, ...]
+
+
+SKIP_RULES: tuple[SkipRule, ...] = (
+    SkipRule(
+        "report printing and the WARN/BUG/die machinery",
+        (
+            r"dump_stack\w*", r"__dump_stack", r"show_stack\w*", r"show_trace_log_lvl",
+            r"show_regs", r"__show_regs", r"dump_backtrace\w*", r"arch_stack_walk",
+            r"stack_trace_\w+", r"printk\w*", r"_printk\w*", r"vprintk\w*", r"__warn\w*",
+            r"warn_slowpath\w*", r"__warn_printk", r"report_bug", r"__report_bug",
+            r"handle_bug", r"bug_handler", r"do_error_trap", r"do_trap", r"do_int3\w*",
+            r"die", r"__die\w*", r"die_kernel_fault", r"oops_\w+", r"panic", r"nmi_panic",
+            r"vpanic", r"check_panic_on_warn", r"bust_spinlocks", r"print_\w+",
+            r"__print_\w+", r"show_\w+_info", r"debug_print_object", r"debug_object_\w+",
+        ),
+    ),
+    SkipRule(
+        "exception, fault and interrupt entry",
+        (
+            r"asm_\w+", r"exc_\w+", r"sysvec_\w+", r"__sysvec_\w+", r"common_interrupt",
+            r"irq_exit\w*", r"__irq_exit\w*", r"handle_softirqs", r"__do_softirq",
+            r"do_softirq\w*", r"irqentry_\w+", r"page_fault_oops", r"kernelmode_fixup_or_oops",
+            r"__bad_area\w*", r"bad_area\w*", r"handle_page_fault", r"do_user_addr_fault",
+            r"__do_kernel_fault", r"do_page_fault", r"do_translation_fault", r"do_mem_abort",
+            r"do_bad_area", r"el[01]h?_\w+", r"el[01]t?_\d+_\w+", r"__el[01]_\w+",
+            r"ret_from_fork\w*", r"entry_SYSCALL\w*", r"do_syscall_\w+", r"x64_sys_call",
+            r"syscall_exit_\w+", r"invoke_syscall", r"el0_svc_common\w*",
+        ),
+    ),
+    SkipRule(
+        "sanitizers (KASAN, KMSAN, KCSAN, UBSAN, KFENCE, fortify)",
+        (
+            r"_*kasan_\w+", r"kasan_\w+", r"__asan_\w+", r"check_region_inline",
+            r"check_memory_region\w*", r"memory_is_poisoned\w*", r"_*kmsan_\w+",
+            r"__msan_\w+", r"_*kcsan_\w+", r"__tsan_\w+", r"_*ubsan_\w+",
+            r"_*kfence_\w+", r"_*fortify_\w+", r"fortify_\w+",
+        ),
+    ),
+    SkipRule(
+        "might_sleep and preemption checks",
+        (
+            r"_*might_\w+", r"might_\w+", r"__cant_\w+", r"__schedule_bug",
+            r"preempt_count_\w+", r"check_preemption_disabled", r"debug_smp_processor_id",
+        ),
+    ),
+    SkipRule(
+        "locking primitives and lockdep",
+        (
+            r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"raw_spin_\w+", r"spin_\w+",
+            r"queued_\w+", r"native_queued_\w+", r"__pv_queued_\w+", r"pv_\w+lock\w*",
+            r"mutex_\w+", r"__mutex_\w+", r"rt_mutex\w*", r"__rt_mutex\w*", r"ww_mutex\w*",
+            r"__ww_mutex\w*", r"down", r"down_\w+", r"__down\w*", r"up", r"up_\w+", r"__up\w*",
+            r"rwsem_\w+", r"__rwsem\w*", r"percpu_down\w*", r"percpu_up\w*", r"osq_\w+",
+            r"_?read_lock\w*", r"_?write_lock\w*", r"_?read_unlock\w*", r"_?write_unlock\w*",
+            r"lock_acquire\w*", r"lock_release", r"lock_contended", r"lock_acquired",
+            r"__lock_\w+", r"lockdep_\w+", r"__lockdep_\w+", r"lock_is_held\w*",
+            r"check_\w+", r"validate_chain", r"mark_lock\w*", r"mark_usage", r"__bfs\w*",
+            r"lookup_chain_cache\w*", r"add_chain_cache", r"debug_spin_\w+",
+            r"debug_check_no_locks_\w+", r"rcu_lock_\w+",
+        ),
+    ),
+    SkipRule(
+        "scheduling, sleeping and waiting",
+        (
+            r"__schedule", r"schedule\w*", r"preempt_schedule\w*", r"io_schedule\w*",
+            r"__cond_resched\w*", r"_cond_resched", r"context_switch", r"__switch_to\w*",
+            r"finish_task_switch\w*", r"msleep\w*", r"usleep_range\w*", r"do_nanosleep",
+            r"hrtimer_nanosleep", r"_*wait_for_common\w*", r"do_wait_for_common",
+            r"wait_for_completion\w*", r"__wait_on_bit\w*", r"out_of_line_wait_on_bit\w*",
+            r"bit_wait\w*", r"folio_wait_bit\w*", r"__folio_lock\w*", r"wait_on_page_bit\w*",
+            r"prepare_to_wait\w*", r"finish_wait", r"__wait_event\w*", r"_*wait_on_\w+",
+            r"folio_wait_\w+",
+        ),
+    ),
+    SkipRule(
+        "page and slab allocators, vmalloc, kmemleak",
+        (
+            r"_*alloc_pages\w*", r"__alloc_pages_slowpath", r"_*folio_alloc\w*",
+            r"vma_alloc_folio\w*", r"folio_prealloc", r"alloc_\w*page\w*", r"__get_free_pages",
+            r"get_zeroed_page\w*", r"get_page_from_freelist", r"rmqueue\w*", r"warn_alloc",
+            r"_*free_pages\w*", r"free_unref_\w+", r"free_pcppages_bulk", r"bad_page",
+            r"free_page\w*", r"_*kmalloc\w*", r"kmalloc_trace\w*", r"_*kmem_cache_\w+",
+            r"kmem_cache_\w+", r"kzalloc\w*", r"kcalloc\w*", r"_*krealloc\w*",
+            r"_*kvmalloc\w*", r"kvfree\w*", r"kvzalloc\w*", r"kfree\w*", r"__kfree\w*",
+            r"kmemdup\w*", r"kstrn?dup\w*", r"_*slab_\w+", r"slab_\w+", r"new_slab",
+            r"allocate_slab", r"do_slab_free", r"__do_slab_free", r"free_to_partial_list",
+            r"_*vmalloc\w*", r"vzalloc\w*", r"vfree\w*", r"mempool_\w+", r"kmemleak_\w+",
+            r"_*create_object\w*", r"setup_object\w*", r"init_object\w*",
+        ),
+    ),
+    SkipRule(
+        "mem*, str* and user copies",
+        (
+            r"_*mem(?:cpy|move|set|cmp|chr|chr_inv|scan)\w*",
+            r"_*str(?:n?cpy|n?cat|n?cmp|n?len|r?chr|nchr|str|s?cpy|l?cpy|l?cat|n?casecmp"
+            r"|sep|c?spn|pbrk|n?dup)\w*",
+            r"_?copy_(?:from|to)_user\w*", r"raw_copy_\w+", r"copy_user_\w+", r"__copy_user\w*",
+            r"rep_movs_alternative", r"rep_stos_alternative", r"_*get_user_\w+",
+            r"_*put_user_\w+", r"strncpy_from_user", r"strnlen_user", r"copy_page\w*",
+        ),
+    ),
+    SkipRule(
+        "reference counting",
+        (
+            r"_*refcount_\w+", r"refcount_\w+", r"kref_\w+", r"percpu_ref_\w+",
+            r"ref_tracker_\w+",
+        ),
+    ),
+    SkipRule(
+        "list debugging",
+        (
+            r"__list_\w+", r"list_(?:add|del|move|replace|splice)\w*", r"__hlist_\w+",
+            r"hlist_(?:add|del)\w*",
+        ),
+    ),
+    SkipRule(
+        "watchdogs, timers, NMI and cross-CPU calls (lockup and stall reports)",
+        (
+            r"watchdog\w*", r"_*hrtimer_\w+", r"hrtimer_\w+", r"tick_\w+",
+            r"update_process_times", r"sched_tick", r"scheduler_tick", r"rcu_\w+",
+            r"__rcu_\w+", r"nmi_\w+", r"default_do_nmi", r"arch_trigger_cpumask_backtrace",
+            r"trigger_\w*backtrace", r"dump_cpu_task", r"sched_show_task", r"debug_show_\w+",
+            r"hung_task\w*", r"check_hung_\w+", r"smp_call_function\w*", r"csd_lock_wait\w*",
+            r"generic_exec_single", r"on_each_cpu\w*", r"kthread", r"worker_thread",
+            r"process_one_work", r"process_scheduled_works",
+        ),
+    ),
+)
+
+#: One regex for every rule: ``SKIP_FRAME.match(fn)`` says ``fn`` is skipped.
+SKIP_FRAME: re.Pattern[str] = re.compile(
+    "(?:" + "|".join(f for rule in SKIP_RULES for f in rule.frames) + r")\Z"
 )
 
 PATTERNS: tuple[Pattern, ...] = (
@@ -142,6 +315,27 @@ PATTERNS: tuple[Pattern, ...] = (
         end=_SEPARATOR_RE,
     ),
     Pattern(
+        kind="kmsan",
+        start=_re(r"BUG: KMSAN: (?P<what>[\w-]+)(?: in (?P<fn>[\w.]+))?"),
+        severity=Severity.ERROR,
+        titles=("KMSAN: {what} in {fn}", "KMSAN: {what}"),
+        marker="=" * 20,
+        end=_SEPARATOR_RE,
+    ),
+    Pattern(
+        # KCSAN orders the two racing functions itself "for consistent bug
+        # titles" (kernel/kcsan/report.c): they are the title as printed.
+        kind="kcsan",
+        start=_re(
+            r"BUG: KCSAN: (?P<what>[\w-]+) in (?P<a>[A-Za-z_][\w.]*)"
+            r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: / (?P<b>[A-Za-z_][\w.]*))?"
+        ),
+        severity=Severity.ERROR,
+        titles=("KCSAN: {what} in {a} / {b}", "KCSAN: {what} in {a}"),
+        marker="=" * 20,
+        end=_SEPARATOR_RE,
+    ),
+    Pattern(
         kind="kfence",
         start=_re(r"BUG: KFENCE: (?P<what>.+?)(?: in (?P<fn>[\w.]+)\S*)?\s*$"),
         severity=Severity.ERROR,
@@ -158,6 +352,16 @@ PATTERNS: tuple[Pattern, ...] = (
         marker=END_TRACE,
         end=None,
     ),
+    Pattern(
+        # Before v5.x: "UBSAN: Undefined behaviour in FILE:LINE:COL" between
+        # two "=====" lines, the reason on the next line.
+        kind="ubsan",
+        start=_re(r"UBSAN: Undefined behaviour in (?P<file>[^:\s]+)"),
+        severity=Severity.ERROR,
+        titles=("UBSAN: Undefined behaviour in {fn}", "UBSAN: Undefined behaviour in {file}"),
+        marker="=" * 20,
+        end=_SEPARATOR_RE,
+    ),
     # --- page faults: "BUG: ..." then an "Oops: ..." die() header ----------
     Pattern(
         kind="oops",
@@ -167,6 +371,18 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.ERROR,
         titles=("BUG: {what} in {fn}", "BUG: {what}"),
+        expects_die=True,
+        marker=END_TRACE,
+        end=None,
+    ),
+    Pattern(
+        # arm64 and arm: die_kernel_fault(), then "Internal error: Oops: ...".
+        kind="oops",
+        start=_re(
+            r"Unable to handle kernel (?P<what>[\w -]+?) at virtual address"
+        ),
+        severity=Severity.ERROR,
+        titles=("Unable to handle kernel {what} in {fn}", "Unable to handle kernel {what}"),
         expects_die=True,
         marker=END_TRACE,
         end=None,
@@ -190,7 +406,28 @@ PATTERNS: tuple[Pattern, ...] = (
         marker=END_TRACE,
         end=None,
     ),
-    # --- x86 die() headers on their own ------------------------------------
+    # --- die() headers on their own -----------------------------------------
+    Pattern(
+        # arm64/arm __die(): "Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP";
+        # arm's data aborts ("Unhandled fault: ...") die with an empty reason.
+        kind="oops",
+        start=_re(r"Internal error: (?P<what>[^:]+?)?: [0-9a-f]+ \[#\d+\]"),
+        severity=Severity.ERROR,
+        titles=("{what} in {fn}", "Oops in {fn}", "{what}", "Oops"),
+        die_header=True,
+        marker=END_TRACE,
+        end=None,
+    ),
+    Pattern(
+        # x86 #DE in the kernel, with or without the "Oops: " prefix of v6.x.
+        kind="divide_error",
+        start=_re(r"(?:Oops: )?divide error: [0-9a-f]{4} \[#\d+\]"),
+        severity=Severity.ERROR,
+        titles=("divide error in {fn}", "divide error"),
+        die_header=True,
+        marker=END_TRACE,
+        end=None,
+    ),
     Pattern(
         kind="gpf",
         start=_re(r"(?:Oops: )?general protection fault.*?: " + _DIE),
@@ -234,21 +471,25 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?:NMI )?watchdog: (?:CPU ?\d+: )?Watchdog detected hard LOCKUP on cpu (?P<cpu>\d+)"
         ),
         severity=Severity.ERROR,
-        titles=("watchdog: hard LOCKUP in {fn}", "watchdog: hard LOCKUP on cpu {cpu}"),
+        titles=("watchdog: hard LOCKUP in {fn}", "watchdog: hard LOCKUP"),
+        multi_context=True,
     ),
     Pattern(
         kind="rcu_stall",
         start=_re(r"(?:rcu: )?INFO: (?P<flavor>rcu_\w+) (?:self-)?detected (?:expedited )?stall"),
         severity=Severity.ERROR,
         titles=("INFO: rcu detected stall in {fn}", "INFO: {flavor} detected stall"),
+        multi_context=True,
     ),
     Pattern(
         kind="hung_task",
         start=_re(
-            r"INFO: task (?P<comm>.*):(?P<pid>\d+) blocked for more than (?P<secs>\d+) seconds"
+            r"INFO: task (?P<comm>.*):(?P<pid>\d+) blocked (?:in I/O wait )?"
+            r"for more than (?P<secs>\d+) seconds"
         ),
         severity=Severity.WARNING,
         titles=("INFO: task hung in {fn}", "INFO: task {comm} blocked"),
+        multi_context=True,
     ),
     # --- sleeping in atomic context ----------------------------------------
     Pattern(
@@ -286,6 +527,17 @@ PATTERNS: tuple[Pattern, ...] = (
         titles=("{what} in {fn}", "{what}"),
     ),
     Pattern(
+        # Before v4.15 lockdep framed its heading: "[ INFO: ... ]", "[ BUG: ... ]".
+        kind="lockdep",
+        start=_re(
+            r"\[ (?:INFO|BUG): (?P<what>"
+            + "|".join((*_LOCKDEP_HEADINGS, r"lock held when returning to user space!"))
+            + r")\.? \]"
+        ),
+        severity=Severity.WARNING,
+        titles=("{what} in {fn}", "{what}"),
+    ),
+    Pattern(
         kind="lockdep",
         start=_re(r"BUG: (?P<what>MAX_\w+ too low!|key \S+ has not been registered!)"),
         severity=Severity.WARNING,
@@ -293,15 +545,38 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     # --- WARN_ON ----------------------------------------------------------
     Pattern(
+        # Since v6.19: "WARNING: fs/ext4/xattr.c:1058 at func+0x1/0x2, CPU#0: comm/pid".
+        kind="warning",
+        start=_re(r"WARNING: (?P<file>[^:\s]+):\d+ at (?P<fn>[\w.]+)\+0x"),
+        after_cut_here=True,
+        severity=Severity.WARNING,
+        titles=("WARNING in {fn}", "WARNING at {file}", "WARNING"),
+        marker=END_TRACE,
+        end=None,
+    ),
+    Pattern(
         kind="warning",
         start=_re(
             r"WARNING: (?:CPU: \d+ PID: \d+ )?at (?:(?P<file>[^:\s]+):\d+ )?(?P<fn>[\w.]+)"
         ),
         after_cut_here=True,
         severity=Severity.WARNING,
-        titles=("WARNING in {fn}",),
+        titles=("WARNING in {fn}", "WARNING at {file}", "WARNING"),
         marker=END_TRACE,
         end=None,
+    ),
+    # --- network ------------------------------------------------------------
+    Pattern(
+        # netdev_wait_allrefs_any(), repeated every 10 s while the leak lasts;
+        # the device name differs between runs (veth12, bond3), so not in the title.
+        kind="netdev_refcount",
+        start=_re(
+            r"unregister_netdevice: waiting for (?P<dev>\S+) to become free\."
+            r" Usage count = (?P<count>-?\d+)"
+        ),
+        severity=Severity.ERROR,
+        titles=("unregister_netdevice: waiting for DEV to become free",),
+        end_rule=End.LINE,
     ),
     # --- memory ------------------------------------------------------------
     Pattern(
@@ -324,7 +599,7 @@ PATTERNS: tuple[Pattern, ...] = (
         start=_re(r"(?P<comm>.*?) invoked oom-killer: gfp_mask=(?P<gfp>0x[0-9a-f]+)"),
         severity=Severity.WARNING,
         titles=(
-            "OOM kill: {vcomm} (pid {vpid})",
+            "OOM kill: {vcomm}",
             "OOM: {nokill} ({comm})",
             "OOM: {comm} invoked oom-killer",
         ),
@@ -339,7 +614,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         alt_kind="memcg_oom_kill",
         alt_severity=Severity.INFO,
-        alt_titles=("memcg OOM kill: {vcomm} (pid {vpid})",),
+        alt_titles=("memcg OOM kill: {vcomm}",),
     ),
     Pattern(
         kind="memcg_oom_kill",
@@ -347,14 +622,14 @@ PATTERNS: tuple[Pattern, ...] = (
             r"Memory cgroup out of memory: Killed process (?P<vpid>\d+) \((?P<vcomm>[^)]*)\)"
         ),
         severity=Severity.INFO,
-        titles=("memcg OOM kill: {vcomm} (pid {vpid})",),
+        titles=("memcg OOM kill: {vcomm}",),
         end_rule=End.LINE,
     ),
     Pattern(
         kind="oom_kill",
         start=_re(r"Out of memory[^:]*: Killed process (?P<vpid>\d+) \((?P<vcomm>[^)]*)\)"),
         severity=Severity.WARNING,
-        titles=("OOM kill: {vcomm} (pid {vpid})",),
+        titles=("OOM kill: {vcomm}",),
         end_rule=End.LINE,
     ),
     Pattern(
@@ -405,6 +680,8 @@ PREFILTER_WORDS: tuple[str, ...] = (
     "Killed process",
     "page allocation failure",
     "cut here",
+    "Unable to handle kernel",
+    "unregister_netdevice",
 )
 
 #: Every kind a Finding can have.

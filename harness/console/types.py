@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from harness.console.titles import signature_of
+
 
 class Severity(StrEnum):
     """How bad a finding is.
@@ -30,6 +32,14 @@ class Finding:
     stream fed so far (the ``cut here`` line when there is one).  ``block``
     is the report from that line to its end marker, console prefixes kept.
 
+    ``title`` is "<kind> in <guilty function>" with no address, pid or CPU
+    number in it, so the same bug gets the same title on every run;
+    ``guilty`` is that function ("" when the report names none).
+    ``corrupted`` says the block was cut off or interleaved with another
+    report: its title then starts with ``corrupted report: `` and blames no
+    function rather than possibly the wrong one.  ``signature`` is a short
+    digest of kind + title, what matrix and bisect reports group on.
+
     Not frozen on purpose: a panic is published as soon as its first line is
     seen (so that the VM runtime can stop waiting), and its ``block`` then
     grows in place until the panic's end marker or ``close()``.
@@ -40,6 +50,13 @@ class Finding:
     severity: Severity
     line: int
     block: str
+    corrupted: bool = False
+    guilty: str = ""
+
+    @property
+    def signature(self) -> str:
+        """Stable 16-hex-digit digest of kind + normalised title."""
+        return signature_of(self.kind, self.title)
 
     def to_dict(self) -> dict[str, object]:
         """The comparable part of a finding (what golden sidecars store)."""
@@ -48,4 +65,7 @@ class Finding:
             "title": self.title,
             "severity": self.severity.value,
             "line": self.line,
+            "guilty": self.guilty,
+            "corrupted": self.corrupted,
+            "signature": self.signature,
         }

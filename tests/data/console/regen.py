@@ -336,6 +336,35 @@ def draft(log: Path) -> None:
     print(json.dumps(findings, indent=2))
 
 
+def update_sidecars(logs: list[Path]) -> None:
+    """Rewrite sidecars from the classifier; print every change to review.
+
+    For a classifier change that adds fields or retitles findings: read
+    the printed changes against the logs before committing.
+    """
+    sys.path.insert(0, str(HERE.parents[2]))
+    from harness.console import classify_text
+
+    for log in logs:
+        sidecar = log.with_suffix(".expected.json")
+        old = json.loads(sidecar.read_text()) if sidecar.exists() else []
+        new = [f.to_dict() for f in classify_text(log.read_text())]
+        if old == new and sidecar.exists():
+            continue
+        sidecar.write_text(json.dumps(new, indent=2) + "\n")
+        keyed = {(d["kind"], d["line"]): d for d in old}
+        for d in new:
+            before = keyed.get((d["kind"], d["line"]))
+            if before is None:
+                print(f"{log.stem}: + {d['kind']} line {d['line']}: {d['title']}")
+            elif before.get("title") != d["title"]:
+                print(f"{log.stem}: ~ line {d['line']}: {before['title']!r} -> {d['title']!r}")
+        gone = {(d["kind"], d["line"]) for d in new}
+        for key, d in keyed.items():
+            if key not in gone:
+                print(f"{log.stem}: - {d['kind']} line {d['line']}: {d['title']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kernel", type=Path, help="unpatched guest bzImage (raw-* logs)")
@@ -346,7 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="QEMUs at once")
     ap.add_argument("--list", action="store_true", help="list scenarios and exit")
     ap.add_argument("--draft", type=Path, help="print a sidecar draft for this log and exit")
+    ap.add_argument(
+        "--update-sidecars", nargs="*", type=Path, default=None, metavar="LOG",
+        help="rewrite the sidecars of these logs (default: all) from the classifier, "
+        "print what changed, and exit",
+    )
     args = ap.parse_args(argv)
+    if args.update_sidecars is not None:
+        update_sidecars(args.update_sidecars or sorted(HERE.glob("*.log")))
+        return 0
     if args.list:
         for s in SCENARIOS.values():
             print(f"{s.name:32} {s.kernel:6} {s.append}")
