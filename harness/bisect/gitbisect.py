@@ -24,6 +24,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from harness.bisect.nsection import check_endpoints, nsection
+from harness.bisect.parallel import BatchRunner, Target
 from harness.bisect.step import BisectConfig, StepRunner, git_out, read_steps
 from harness.bisect.verdict import StepRecord, verification
 from harness.errors import UsageError
@@ -201,6 +203,7 @@ def run_git_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
             if not (cfg.good and cfg.bad):
                 raise UsageError("--resume", f"nothing to resume: no bisect in progress in "
                                  f"{repo} and no {LOG_FILE} in {run_dir}")
+            verify_endpoints(cfg, runner)  # before git is told anything: never trusted
             guard.started = True
             git_out(repo, "bisect", "start", "--no-checkout", cfg.bad, cfg.good)
         blog = save_log(repo, run_dir)
@@ -215,6 +218,56 @@ def run_git_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
             verify = verify_commit(runner, repo, first_bad)
         guard.finished = True
     doc = git_results(cfg, first_bad, candidates, verify, blog, time.monotonic() - t0)
+    return doc
+
+
+def verify_endpoints(cfg: BisectConfig, runner: StepRunner) -> None:
+    """Run --good and --bad first: a good that fails or a bad that passes is exit 2."""
+    assert cfg.repo is not None
+    recs = [runner.run_target(rev, git_out(cfg.repo, "log", "-1", "--format=%s", rev),
+                              runner.request(rev=rev, source=cfg.repo), phase="endpoint")
+            for rev in (cfg.good, cfg.bad)]
+    check_endpoints(recs[0].verdict, recs[1].verdict, cfg.good[:12], cfg.bad[:12])
+
+
+def first_parent_range(repo: str, good: str, bad: str) -> list[str]:
+    """The commits after ``good`` up to ``bad`` along bad's first parents, oldest first."""
+    if subprocess.run(["git", "-C", repo, "merge-base", "--is-ancestor", good, bad],
+                      capture_output=True).returncode != 0:
+        raise UsageError(f"--good {good[:12]}", f"is not an ancestor of --bad {bad[:12]}")
+    out = git_out(repo, "rev-list", "--reverse", "--first-parent", f"{good}..{bad}")
+    return out.split()
+
+
+def run_git_nsection(cfg: BisectConfig) -> dict[str, Any]:
+    """``--workers K``: n-section over the first-parent commits good..bad, K-1 per round.
+
+    No ``git bisect`` state is created (the harness builds each commit in its own
+    work tree), so the user's repository is only read.
+    """
+    assert cfg.repo is not None
+    repo = cfg.repo
+    t0 = time.monotonic()
+    commits = first_parent_range(repo, cfg.good, cfg.bad)
+    revs = [cfg.good, *commits]  # index 0 = good, len(commits) = bad
+    runner = StepRunner(cfg)
+    batch = BatchRunner(cfg)
+
+    def targets(ks: list[int]) -> list[Target]:
+        return [Target(revs[k], git_out(repo, "log", "-1", "--format=%s", revs[k]),
+                       runner.request(rev=revs[k], source=repo)) for k in ks]
+
+    ends = batch.run_targets(targets([0, len(commits)]), "endpoint")
+    check_endpoints(ends[0].verdict, ends[1].verdict, cfg.good[:12], cfg.bad[:12])
+    result = nsection(0, len(commits), cfg.workers, lambda ks: {
+        k: r.verdict for k, r in zip(ks, batch.run_targets(targets(ks), "bisect"), strict=True)})
+    verify: list[StepRecord] = []
+    first_bad = revs[result.first_bad] if result.first_bad is not None else None
+    if result.first_bad is not None:
+        verify = batch.run_targets(targets([result.first_bad - 1, result.first_bad]), "verify")
+    doc = git_results(cfg, first_bad, [revs[k] for k in result.candidates], verify, "",
+                      time.monotonic() - t0)
+    doc.update(workers=cfg.workers, rounds=len(result.rounds))
     return doc
 
 

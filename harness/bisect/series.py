@@ -20,6 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness.bisect.nsection import NSectionResult, check_endpoints, nsection
+from harness.bisect.parallel import BatchRunner, Target
 from harness.bisect.step import BisectConfig, StepRunner, read_steps
 from harness.bisect.verdict import StepRecord, Verdict, verification
 from harness.errors import UsageError
@@ -105,32 +107,51 @@ def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]
     cfg.good, cfg.bad = str(good), str(bad)
     cfg.save()
     runner = StepRunner(cfg)
+    batch = BatchRunner(cfg) if cfg.workers > 1 else None
     # A resume reuses the verdicts already recorded for this run directory.
-    known = {r.target: r.verdict for r in read_steps(run_dir) if r.phase == "bisect"} \
-        if resume else {}
+    known = {(r.phase, r.target): r.verdict for r in read_steps(run_dir)
+             if r.phase in ("endpoint", "bisect")} if resume else {}
+    rounds = 0
     old = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with tempfile.TemporaryDirectory(prefix="harness-bisect-series-") as tmpd:
             tmp = Path(tmpd)
 
-            def run_k(k: int, phase: str) -> StepRecord:
+            def target(k: int) -> Target:
                 series = (write_truncated(patches, k, tmp),) if k else ()
                 label = patches[k - 1].name if k else "(base, no patch)"
-                return runner.run_target(f"k={k}", label,
-                                         runner.request(series=series, source=cfg.source,
-                                                        rev=cfg.rev), phase=phase)
+                return Target(f"k={k}", label,
+                              runner.request(series=series, source=cfg.source, rev=cfg.rev))
 
-            def step(k: int) -> Verdict:
-                if f"k={k}" in known:
-                    log.info("k=%d: %s (recorded earlier)", k, known[f"k={k}"].value)
-                    return known[f"k={k}"]
-                return run_k(k, "bisect").verdict
+            def run_many(ks: list[int], phase: str) -> list[StepRecord]:
+                ts = [target(k) for k in ks]
+                if batch is not None:
+                    return batch.run_targets(ts, phase)
+                return [runner.run_target(t.target, t.label, t.req, phase=phase) for t in ts]
 
-            result = search(good, bad, step)
+            def verdicts(ks: list[int], phase: str) -> dict[int, Verdict]:
+                nonlocal rounds
+                out = {k: known[(phase, f"k={k}")] for k in ks if (phase, f"k={k}") in known}
+                for k, v in out.items():
+                    log.info("k=%d: %s (recorded earlier)", k, v.value)
+                todo = [k for k in ks if k not in out]
+                if todo:
+                    if phase == "bisect":
+                        rounds += 1
+                    out.update({k: r.verdict for k, r in zip(todo, run_many(todo, phase),
+                                                             strict=True)})
+                return out
+
+            ends = verdicts(sorted({good, bad}), "endpoint")  # before searching: never trusted
+            check_endpoints(ends[good], ends[bad], str(good), str(bad))
+            result: SearchResult | NSectionResult
+            if batch is not None:
+                result = nsection(good, bad, cfg.workers, lambda ks: verdicts(ks, "bisect"))
+            else:
+                result = search(good, bad, lambda k: verdicts([k], "bisect")[k])
             verify: list[StepRecord] = []
             if result.first_bad is not None:
-                verify = [run_k(result.first_bad - 1, "verify"),
-                          run_k(result.first_bad, "verify")]
+                verify = run_many([result.first_bad - 1, result.first_bad], "verify")
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
@@ -144,6 +165,6 @@ def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]
             "bad": bad, "patches": [p.name for p in patches], "scenario": cfg.scenario,
             "checks": cfg.checks, "retries": cfg.retries, "status": status, "first_bad": fb,
             "candidates": [patches[k - 1].name for k in result.candidates],
-            "verification": ver,
+            "verification": ver, "workers": cfg.workers, "rounds": rounds,
             "steps": [s.to_json() for s in read_steps(run_dir)],
             "wall_s": round(time.monotonic() - t0, 1), "run_dir": cfg.run_dir}

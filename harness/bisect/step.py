@@ -68,6 +68,8 @@ class BisectConfig:
     accel: str = "auto"
     duration: int | None = None
     orig_head: str = ""
+    workers: int = 1  # > 1: n-section, workers - 1 points per round, run in parallel
+    scheduler: str | None = None  # a Dask scheduler for those rounds (default: local pool)
 
     def save(self) -> None:
         path = Path(self.run_dir) / CONFIG_FILE

@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=0,
                    help="re-run a bad verdict N more times; any pass makes the step 'skip' "
                    "(flaky) instead of 'bad'")
+    p.add_argument("--workers", type=int, default=1, metavar="K",
+                   help="n-section on K workers: test K-1 points per round in parallel "
+                   "(local pool, or --scheduler); 1 = plain bisect. (-j/--jobs is make's)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="with --workers: run each round's points on this Dask cluster")
     p.add_argument("--run-dir", type=Path, help="results directory (default runs/<stamp>-bisect)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted bisect: the one in progress in --repo, or "
@@ -65,10 +70,15 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
     series = [str(Path(s).resolve()) for s in (args.patches or []) if str(s) != "none"]
     if args.retries < 0:
         raise UsageError("--retries", "must be >= 0")
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}", "must be >= 1")
+    if args.scheduler and args.workers < 2:
+        raise UsageError("--scheduler", "needs --workers K with K >= 2")
     common = dict(run_dir=str(run_dir), scenario=str(sc.path), checks=list(checks),
                   retries=args.retries, fragments=list(frags), base=args.base, jobs=args.jobs,
                   series=series, ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
-                  accel=args.accel, duration=args.duration)
+                  accel=args.accel, duration=args.duration, workers=args.workers,
+                  scheduler=args.scheduler)
     if args.repo:
         if args.source or args.rev:
             raise UsageError("--source/--rev", "not with --repo: the repository is the source")
@@ -98,7 +108,7 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `harness --help` stays fast and independent of the VM stack.
-    from harness.bisect.gitbisect import run_git_bisect
+    from harness.bisect.gitbisect import run_git_bisect, run_git_nsection
     from harness.bisect.report import summary_text, write_results
     from harness.bisect.series import run_series_bisect
     from harness.bisect.step import CONFIG_FILE, BisectConfig
@@ -115,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     cfg.save()
     print(f"bisect run directory: {cfg.run_dir}", flush=True)
-    if cfg.mode == "git":
+    if cfg.mode == "git" and cfg.workers > 1:
+        doc = run_git_nsection(cfg)
+    elif cfg.mode == "git":
         doc = run_git_bisect(cfg, resume=args.resume)
     else:
         doc = run_series_bisect(cfg, resume=args.resume)

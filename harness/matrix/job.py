@@ -74,6 +74,8 @@ def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
         argv += ["--swap", str(job.vm.swap_mib)]
     if job.scenario.duration is not None:
         argv += ["--duration", str(job.scenario.duration)]
+    for c in job.scenario.checks:
+        argv += ["--check", c]
     return argv
 
 

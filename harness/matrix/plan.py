@@ -20,6 +20,7 @@ Plan format (``plans/*.toml``)::
     name = "clamping"
     path = "clamping-only.toml"     # a name in scenarios/ or a .toml path
     duration = 20                   # optional: --duration for the stress phase
+    checks = ["clamping"]           # optional: only these checks (--check)
 
     [[vm]]                          # optional; default: the scenario's own size
     name = "256m"
@@ -44,7 +45,7 @@ from harness.errors import UsageError
 from harness.kernel.build import BASE_TARGETS
 
 _KERNEL_KEYS = {"name", "source", "rev", "revs", "series", "fragments", "base"}
-_SCENARIO_KEYS = {"name", "path", "duration"}
+_SCENARIO_KEYS = {"name", "path", "duration", "checks"}
 _VM_KEYS = {"name", "ram_mib", "swap_mib"}
 _TOP_KEYS = {"name", "description", "kernel", "scenario", "vm"}
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
@@ -67,6 +68,7 @@ class ScenarioSpec:
     name: str
     path: str  # what `harness run --scenario` takes
     duration: int | None = None
+    checks: tuple[str, ...] = ()  # `harness run --check`: a subset of the scenario's; () = all
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,9 @@ def _scenarios(path: Path, items: Any) -> list[ScenarioSpec]:
             raise UsageError(_where(path, f"[[scenario]] #{i}"), "needs a name or a path")
         spath = _rel(path.parent, str(t.get("path", t.get("name"))))
         name = str(t.get("name") or Path(spath).stem)
+        checks = tuple(_str_list(path, f"[[scenario]] {name} checks", t.get("checks", [])))
         out.append(ScenarioSpec(name, spath, _int_or_none(path, f"[[scenario]] {name} duration",
-                                                          t.get("duration"), 1)))
+                                                          t.get("duration"), 1), checks))
     return out
 
 

@@ -456,6 +456,10 @@ def test_sigterm_mid_step_stops_the_step_and_restores(history: tuple[Path, list[
     import time
 
     repo, shas = history
+    (repo / "VERDICT").write_text("good\n")  # a real good endpoint: endpoints are verified
+    (repo / "n").write_text("fixed\n")
+    git(repo, "commit", "-qam", "good again")
+    good = git(repo, "rev-parse", "HEAD")
     (repo / "VERDICT").write_text("slow\n")
     git(repo, "commit", "-qam", "slow")
     for i, v in enumerate(("bad", "bad")):
@@ -464,7 +468,7 @@ def test_sigterm_mid_step_stops_the_step_and_restores(history: tuple[Path, list[
         git(repo, "commit", "-qam", v)
     before = _repo_state(repo)
     cfg = _cfg(repo, shas, tmp_path / "run")
-    cfg.good, cfg.bad = shas[-1], git(repo, "rev-parse", "HEAD")
+    cfg.good, cfg.bad = good, git(repo, "rev-parse", "HEAD")
     cfg.save()
     pidfile = repo.parent / "slow.pid"
 
