@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness.errors import InfraError, UsageError
 from harness.paths import cache_root
+from harness.vm.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ def probe_kvm(kernel: Path, timeout: float = 6.0, qemu: str = "qemu-system-x86_6
             "-serial", f"file:{console}",
         ]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=die_with_parent())
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:

@@ -14,31 +14,31 @@ that names what the console classifier saw, never a failed check.
 from __future__ import annotations
 
 import codecs
-import ctypes
-import importlib
 import logging
 import os
 import secrets
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
-from harness.errors import InfraError
+from harness.console import ConsoleClassifier, Finding, Severity
+from harness.errors import HarnessError, InfraError
 from harness.image import READY_PREFIX, combined_initrd, make_run_keys
 from harness.paths import runs_root
 from harness.vm.accel import resolve_accel
 from harness.vm.argv import QBOOT, RunPaths, build_argv
 from harness.vm.config import VMConfig
 from harness.vm.ports import free_port
+from harness.vm.preflight import preflight
+from harness.vm.proc import die_with_parent
+from harness.vm.qemu_errors import classify_startup
 from harness.vm.qmp import QMP
 from harness.vm.ssh import CommandResult, OutputCallback, SSHSession
 from harness.vm.swap import make_swap_image
@@ -49,86 +49,8 @@ CONSOLE_TAIL_CHARS = 8000
 _MAX_SOCK_PATH = 100  # sun_path is 108 bytes; leave room
 
 
-# -- console classifier (harness.console may land after this module) ---------
-@dataclass
-class _FallbackFinding:
-    kind: str
-    title: str
-    severity: str
-    line: int
-    block: str
-
-
-class _FallbackClassifier:
-    """Used only while ``harness.console`` is absent: recognises fatal panics."""
-
-    def __init__(self) -> None:
-        self.findings: list[_FallbackFinding] = []
-        self._buf = ""
-        self._line = 0
-
-    def feed(self, chunk: str) -> list[_FallbackFinding]:
-        self._buf += chunk
-        *lines, self._buf = self._buf.split("\n")
-        new = []
-        for ln in lines:
-            self._line += 1
-            if "Kernel panic - not syncing" in ln:
-                title = ln.split("Kernel panic - not syncing", 1)[1].lstrip(": ").strip()
-                new.append(_FallbackFinding("panic", f"Kernel panic - not syncing: {title}",
-                                            "fatal", self._line, ln))
-        self.findings += new
-        return new
-
-    def close(self) -> list[_FallbackFinding]:
-        return self.feed("\n") if self._buf else []
-
-
-def make_classifier() -> Any:
-    """The live console classifier (``harness.console``), or a panic-only fallback."""
-    try:
-        mod = importlib.import_module("harness.console")
-        return mod.ConsoleClassifier()
-    except ImportError:
-        log.debug("harness.console not available; using the panic-only fallback")
-        return _FallbackClassifier()
-
-
-def severity_name(finding: Any) -> str:
-    sev = getattr(finding, "severity", "")
-    return str(getattr(sev, "value", sev)).lower()
-
-
-def is_fatal(finding: Any) -> bool:
-    return severity_name(finding) == "fatal"
-
-
-# -- process helpers ----------------------------------------------------------
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL QEMU if the harness process dies.
-
-    Covers the cases no ``finally`` can (SIGKILL of the harness, OOM kill).
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie (no psutil needed)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+def _is_fatal(finding: Finding) -> bool:
+    return finding.severity is Severity.FATAL
 
 
 class Deadline:
@@ -148,7 +70,7 @@ class Deadline:
 class _ConsoleTail(threading.Thread):
     """Follows console.log as QEMU writes it, feeding the classifier live."""
 
-    def __init__(self, path: Path, classifier: Any, marker: str) -> None:
+    def __init__(self, path: Path, classifier: ConsoleClassifier, marker: str) -> None:
         super().__init__(name="console-tail", daemon=True)
         self.path = path
         self.classifier = classifier
@@ -183,11 +105,11 @@ class _ConsoleTail(threading.Thread):
         self._classify(self.classifier.feed(text))
         return True
 
-    def _classify(self, findings: list[Any]) -> None:
+    def _classify(self, findings: list[Finding]) -> None:
         for f in findings:
-            log.log(logging.ERROR if is_fatal(f) else logging.WARNING,
-                    "console: %s (%s)", getattr(f, "title", f), severity_name(f))
-            if is_fatal(f):
+            log.log(logging.ERROR if _is_fatal(f) else logging.WARNING,
+                    "console: %s (%s)", f.title, f.severity.value)
+            if _is_fatal(f):
                 self.fatal.set()
 
     def run(self) -> None:
@@ -210,6 +132,7 @@ class Machine:
 
     def __init__(self, cfg: VMConfig, run_dir: Path | None = None) -> None:
         cfg.validate()
+        preflight(cfg)
         self.cfg = cfg
         if run_dir is None:
             run_dir = runs_root() / (time.strftime("vm-%Y%m%d-%H%M%S-") + secrets.token_hex(3))
@@ -222,14 +145,14 @@ class Machine:
         self.proc: subprocess.Popen[bytes] | None = None
         self.qmp: QMP | None = None
         self.ssh: SSHSession | None = None
-        self.classifier: Any = None
+        self.classifier = ConsoleClassifier()
         self._console: _ConsoleTail | None = None
         self._tmpdirs: list[Path] = []
         self._cleanup_files: list[Path] = []
         self._stopped = False
         self._watchdog: threading.Timer | None = None
         self._run_timed_out = False
-        self._stderr_file: Any = None
+        self._stderr_file: IO[bytes] | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def __enter__(self) -> Machine:
@@ -292,11 +215,16 @@ class Machine:
             self._watchdog.daemon = True
             self._watchdog.start()
 
-        self.classifier = make_classifier()
         self._console = _ConsoleTail(paths.console_log, self.classifier, marker)
         self._console.start()
         self.qmp = QMP(sock, self.run_dir / "qmp-events.jsonl")
-        self.qmp.connect(time.monotonic() + min(deadline.remaining(), 15.0), self._qemu_alive)
+        try:
+            self.qmp.connect(time.monotonic() + min(deadline.remaining(), 15.0),
+                             self._qemu_alive)
+        except InfraError:
+            if not self._qemu_alive() and not self._console_text_seen():
+                raise self._startup_error() from None
+            raise
 
         # Wait for the ready marker; stop early if QEMU dies or the kernel panics.
         while not self._console.ready.is_set():
@@ -304,6 +232,8 @@ class Machine:
                 time.sleep(0.2)  # let the panic block finish for the report
                 raise self._infra("kernel", f"guest crashed during boot: {self._fatal_title()}")
             if not self._qemu_alive():
+                if not self._console_text_seen():
+                    raise self._startup_error()  # died before the guest ran: QEMU said why
                 raise self._infra("qemu", "QEMU exited during boot "
                                   f"(status {self._returncode()}){self._fatal_suffix()}")
             if deadline.expired():
@@ -335,7 +265,7 @@ class Machine:
             self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr_file,
             stderr=subprocess.STDOUT, cwd=self.run_dir, close_fds=True,
             start_new_session=True,  # Ctrl-C reaches us, and we decide how QEMU ends
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(),
         )
         (self.run_dir / "qemu.pid").write_text(f"{self.proc.pid}\n")
 
@@ -405,10 +335,25 @@ class Machine:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
 
+    def _console_text_seen(self) -> bool:
+        """True once the guest has written anything to its console."""
+        try:
+            return (self.run_dir / "console.log").stat().st_size > 0
+        except OSError:
+            return False
+
+    def _startup_error(self) -> HarnessError:
+        """QEMU exited before the guest ran: a UsageError if QEMU blames the user's input."""
+        err = classify_startup(self._stderr_text(), kernel=str(self.cfg.kernel),
+                               ram_mib=self.cfg.ram_mib, smp=self.cfg.smp,
+                               status=self._returncode())
+        err.detail = self._infra(err.culprit, err.message).detail
+        return err
+
     def _fatal_title(self) -> str:
         for f in self.console_findings:
-            if is_fatal(f):
-                return str(getattr(f, "title", f))
+            if _is_fatal(f):
+                return f.title
         return "unknown fatal error"
 
     def _fatal_suffix(self) -> str:
@@ -537,8 +482,8 @@ class Machine:
         return list(self.qmp.events) if self.qmp is not None else []
 
     @property
-    def console_findings(self) -> list[Any]:
-        return list(getattr(self.classifier, "findings", []) or [])
+    def console_findings(self) -> list[Finding]:
+        return list(self.classifier.findings)
 
     def console_text(self) -> str:
         try:

@@ -1,0 +1,91 @@
+"""Checks made before QEMU is launched, so a user's mistake is named as one.
+
+Without them QEMU starts, fails, and the only symptom is "QEMU exited before
+its QMP socket came up" (exit 3, as if the rig were broken); and a file that
+is not a kernel at all may even boot into nothing until the boot timeout.
+Each check is a pure function of bytes or numbers raising a
+:class:`~harness.errors.UsageError` that names the option; :func:`preflight`
+is the thin shell that reads the host and the file.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.vm.config import VMConfig
+
+MEMINFO = Path("/proc/meminfo")
+
+#: x86 boot protocol (Documentation/arch/x86/boot.rst): "HdrS" at 0x202, the
+#: protocol version (major << 8 | minor) at 0x206, the boot flag 0xAA55 at 0x1FE.
+HDR_MAGIC = b"HdrS"
+HDR_MAGIC_OFFSET = 0x202
+HDR_VERSION_OFFSET = 0x206
+BOOT_FLAG_OFFSET = 0x1FE
+BOOT_FLAG = 0xAA55
+#: 2.06 added cmdline_size; every kernel since 2.6.22 has it, and QEMU needs
+#: at least 2.00 to load an initrd at all.
+MIN_BOOT_PROTOCOL = 0x0206
+HEADER_BYTES = 0x208
+
+
+def memtotal_mib(meminfo: str) -> int | None:
+    """MemTotal from /proc/meminfo text, in MiB; None if absent."""
+    for line in meminfo.splitlines():
+        if line.startswith("MemTotal:"):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                return int(fields[1]) // 1024
+    return None
+
+
+def check_ram(ram_mib: int, host_mib: int | None) -> None:
+    """A guest may not ask for more RAM than the host has: QEMU could not back it.
+
+    (QEMU itself refuses well below that only sometimes; a test of constrained
+    memory that relies on overcommit would measure the host, not the kernel.)
+    """
+    if host_mib is not None and ram_mib > host_mib:
+        raise UsageError("--ram", f"{ram_mib} MiB is more than this host's RAM "
+                         f"({host_mib} MiB MemTotal)")
+
+
+def check_bzimage(header: bytes, path: Path) -> None:
+    """``header`` (the file's first bytes) must be an x86 bzImage QEMU can boot."""
+    culprit = f"--kernel {path}"
+    if header.startswith(b"\x7fELF"):
+        raise UsageError(culprit, "is an ELF file (vmlinux?), not a bzImage: "
+                         "pass arch/x86/boot/bzImage")
+    if len(header) < HEADER_BYTES:
+        raise UsageError(culprit, f"not a bzImage: {len(header)} bytes is too short for "
+                         "an x86 boot header")
+    magic = header[HDR_MAGIC_OFFSET:HDR_MAGIC_OFFSET + 4]
+    if magic != HDR_MAGIC:
+        raise UsageError(culprit, f"not a bzImage: no 'HdrS' boot header magic at 0x202 "
+                         f"(found {magic!r})")
+    (flag,) = struct.unpack_from("<H", header, BOOT_FLAG_OFFSET)
+    if flag != BOOT_FLAG:
+        raise UsageError(culprit, f"not a bzImage: boot flag at 0x1fe is {flag:#06x}, "
+                         f"not {BOOT_FLAG:#06x}")
+    (version,) = struct.unpack_from("<H", header, HDR_VERSION_OFFSET)
+    if version < MIN_BOOT_PROTOCOL:
+        raise UsageError(culprit, f"boot protocol {version >> 8}.{version & 0xFF:02d} is "
+                         f"older than {MIN_BOOT_PROTOCOL >> 8}.{MIN_BOOT_PROTOCOL & 0xFF:02d}")
+
+
+def preflight(cfg: VMConfig) -> None:
+    """Run every check against this host and file; UsageError on the first failure."""
+    try:
+        host = memtotal_mib(MEMINFO.read_text())
+    except OSError:
+        host = None
+    check_ram(cfg.ram_mib, host)
+    kernel = Path(cfg.kernel)
+    try:
+        with open(kernel, "rb") as f:
+            header = f.read(HEADER_BYTES)
+    except OSError as exc:
+        raise UsageError(f"--kernel {kernel}", f"cannot read: {exc.strerror}") from exc
+    check_bzimage(header, kernel)
