@@ -182,10 +182,10 @@ def _strip(line: str) -> tuple[str, bool]:
     return line[end:], True
 
 
-def _stack(groups: dict[str, str], lines: list[str]) -> Iterator[str]:
+def _stack(top: str | None, lines: list[str]) -> Iterator[str]:
     """The functions of a report's stack, innermost first, from its raw lines.
 
-    The function named on the report's first line if any (WARNING, KASAN),
+    ``top``, the function named on the report's first line (WARNING, KASAN),
     then, in block order, program-counter lines (``RIP:``, ``pc :``...) and
     the frames of call traces ("? " frames are unreliable and left out),
     then the functions that took a listed lock (lockdep's "at: fn+0x"; a
@@ -193,9 +193,8 @@ def _stack(groups: dict[str, str], lines: list[str]) -> Iterator[str]:
     prefixes when a cheap substring test says they may matter: this runs
     for every finding.  Names lose their ``.constprop.0``-style suffixes.
     """
-    fn = groups.get("fn")
-    if fn:
-        yield fn.split(".", 1)[0]
+    if top:
+        yield top.split(".", 1)[0]
     in_trace = False
     for raw in lines:
         if "+0x" in raw:
@@ -552,12 +551,12 @@ class ConsoleClassifier:
         fields = dict(block.groups)
         fields.update(block.end_groups)
         corrupted = self._truncated(block, text) or self._interleaved(block, text)
+        top = fields.pop("fn", None)  # the top frame; the title wants the guilty one
         if corrupted:
             # Only the first line is trusted: its own function, if not a helper.
-            fields.pop("fn", None)
-            guilty = guilty_frame([block.groups["fn"]] if "fn" in block.groups else [])
+            guilty = guilty_frame([top] if top else [])
         elif pattern.blames:
-            guilty = guilty_frame(_stack(fields, text.split("\n")))
+            guilty = guilty_frame(_stack(top, text.split("\n")))
         else:
             guilty = ""
         if guilty:
