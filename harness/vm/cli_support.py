@@ -14,6 +14,7 @@ from harness.core.spec import VMSettings
 from harness.errors import UsageError
 from harness.image import build_image
 from harness.vm.config import ACCELS, VMConfig
+from harness.vm.preflight import check_kernel_file, check_ram_on_host
 
 log = logging.getLogger(__name__)
 _VM = VMSettings()
@@ -49,7 +50,8 @@ def resolve_kernel(kernel: Path | None) -> Path:
     """The given bzImage, or the default kernel (built or taken from the cache)."""
     if kernel is not None:
         if not kernel.is_file():
-            raise UsageError(str(kernel), "kernel image not found")
+            raise UsageError(f"--kernel {kernel}", "kernel image not found")
+        check_kernel_file(kernel)
         return kernel
     from harness.kernel.build import BuildRequest, build_kernel  # lazy: heavy, optional
 
@@ -58,9 +60,11 @@ def resolve_kernel(kernel: Path | None) -> Path:
 
 
 def config_from_args(args: argparse.Namespace) -> VMConfig:
+    """A validated VMConfig; the cheap checks run before any kernel is built."""
+    vm = vm_settings_from_args(args)
+    check_ram_on_host(vm.ram_mib)
     kernel = resolve_kernel(args.kernel)
     img = build_image()
-    vm = vm_settings_from_args(args)
     cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=vm.ram_mib,
                    swap_mib=vm.swap_mib, smp=vm.smp, accel=args.accel,
                    boot_timeout=vm.boot_timeout_s)

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.errors import UsageError
 
 ACCELS = ("auto", "kvm", "tcg")
+MIN_RAM_MIB = 32  # below this our tinyconfig kernel cannot unpack its initramfs
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class VMConfig:
         """Raise UsageError for options no QEMU run could satisfy."""
         if self.accel not in ACCELS:
             raise UsageError("--accel", f"must be one of {', '.join(ACCELS)}, not {self.accel!r}")
-        if self.ram_mib < 32:
-            raise UsageError("--ram", f"{self.ram_mib} MiB is too small to boot (min 32)")
+        if self.ram_mib < MIN_RAM_MIB:
+            raise UsageError("--ram", f"{self.ram_mib} MiB is too small to boot "
+                             f"(min {MIN_RAM_MIB})")
         if self.swap_mib < 0:
             raise UsageError("--swap", "must be >= 0")
         if not 1 <= self.smp <= 64:

@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.vm.config import VMConfig
+from harness.vm.config import MIN_RAM_MIB, VMConfig
 
 MEMINFO = Path("/proc/meminfo")
 
@@ -25,10 +25,13 @@ HDR_MAGIC_OFFSET = 0x202
 HDR_VERSION_OFFSET = 0x206
 BOOT_FLAG_OFFSET = 0x1FE
 BOOT_FLAG = 0xAA55
+#: initrd_addr_max (2.03+): the highest address an initrd may end at; 0 means
+#: QEMU refuses every initrd ("initrd is too large ... max: 0").
+INITRD_ADDR_MAX_OFFSET = 0x22C
 #: 2.06 added cmdline_size; every kernel since 2.6.22 has it, and QEMU needs
 #: at least 2.00 to load an initrd at all.
 MIN_BOOT_PROTOCOL = 0x0206
-HEADER_BYTES = 0x208
+HEADER_BYTES = 0x230
 
 
 def memtotal_mib(meminfo: str) -> int | None:
@@ -46,7 +49,11 @@ def check_ram(ram_mib: int, host_mib: int | None) -> None:
 
     (QEMU itself refuses well below that only sometimes; a test of constrained
     memory that relies on overcommit would measure the host, not the kernel.)
+    The lower bound is :meth:`VMConfig.validate`'s, checked here too so that a
+    command can refuse it before it spends minutes building a kernel.
     """
+    if ram_mib < MIN_RAM_MIB:
+        raise UsageError("--ram", f"{ram_mib} MiB is too small to boot (min {MIN_RAM_MIB})")
     if host_mib is not None and ram_mib > host_mib:
         raise UsageError("--ram", f"{ram_mib} MiB is more than this host's RAM "
                          f"({host_mib} MiB MemTotal)")
@@ -73,19 +80,32 @@ def check_bzimage(header: bytes, path: Path) -> None:
     if version < MIN_BOOT_PROTOCOL:
         raise UsageError(culprit, f"boot protocol {version >> 8}.{version & 0xFF:02d} is "
                          f"older than {MIN_BOOT_PROTOCOL >> 8}.{MIN_BOOT_PROTOCOL & 0xFF:02d}")
+    (initrd_max,) = struct.unpack_from("<I", header, INITRD_ADDR_MAX_OFFSET)
+    if initrd_max == 0:
+        raise UsageError(culprit, "not a bootable bzImage: its header allows no initrd "
+                         "(initrd_addr_max is 0)")
 
 
-def preflight(cfg: VMConfig) -> None:
-    """Run every check against this host and file; UsageError on the first failure."""
+def check_ram_on_host(ram_mib: int) -> None:
+    """:func:`check_ram` against this host's /proc/meminfo."""
     try:
         host = memtotal_mib(MEMINFO.read_text())
     except OSError:
         host = None
-    check_ram(cfg.ram_mib, host)
-    kernel = Path(cfg.kernel)
+    check_ram(ram_mib, host)
+
+
+def check_kernel_file(kernel: Path) -> None:
+    """:func:`check_bzimage` on the first bytes of ``kernel``."""
     try:
         with open(kernel, "rb") as f:
             header = f.read(HEADER_BYTES)
     except OSError as exc:
         raise UsageError(f"--kernel {kernel}", f"cannot read: {exc.strerror}") from exc
     check_bzimage(header, kernel)
+
+
+def preflight(cfg: VMConfig) -> None:
+    """Run every check against this host and file; UsageError on the first failure."""
+    check_ram_on_host(cfg.ram_mib)
+    check_kernel_file(Path(cfg.kernel))

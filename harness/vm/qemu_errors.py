@@ -41,7 +41,8 @@ RULES: tuple[StartupRule, ...] = (
     StartupRule("-m", re.compile(r"cannot set up guest memory|ram size", re.I),
                 "--ram", "QEMU cannot give the guest that much memory", user=True),
     StartupRule("-kernel", re.compile(r"invalid kernel header|could not (?:open|load) kernel|"
-                                      r"kernel too old|PVH ELF Note", re.I),
+                                      r"kernel too old|PVH ELF Note|initrd is too large",
+                                      re.I),
                 "--kernel", "QEMU cannot boot this file as a kernel", user=True),
     StartupRule("-smp", re.compile(r"SMP CPUs|max(?:imum)? (?:number of )?CPUs", re.I),
                 "--smp", "QEMU refuses this CPU count", user=True),

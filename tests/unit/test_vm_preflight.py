@@ -15,11 +15,13 @@ from harness.vm.qemu_errors import classify_startup, qemu_lines
 KERNEL = "/k/bzImage"
 
 
-def bzimage_header(version: int = 0x020F, magic: bytes = b"HdrS", flag: int = 0xAA55) -> bytes:
+def bzimage_header(version: int = 0x020F, magic: bytes = b"HdrS", flag: int = 0xAA55,
+                   initrd_max: int = 0x7FFFFFFF) -> bytes:
     h = bytearray(0x400)
     struct.pack_into("<H", h, 0x1FE, flag)
     h[0x202:0x206] = magic
     struct.pack_into("<H", h, 0x206, version)
+    struct.pack_into("<I", h, 0x22C, initrd_max)
     return bytes(h)
 
 
@@ -33,6 +35,12 @@ def test_memtotal_parsed() -> None:
 def test_ram_within_host_passes() -> None:
     pf.check_ram(256, 24000)
     pf.check_ram(256, None)  # unknown host: nothing to compare with
+
+
+def test_ram_below_floor_names_option() -> None:
+    with pytest.raises(UsageError, match="too small") as ei:
+        pf.check_ram(8, 24000)
+    assert ei.value.culprit == "--ram"
 
 
 def test_ram_above_host_names_option() -> None:
@@ -55,6 +63,7 @@ def test_real_looking_bzimage_passes() -> None:
     (bzimage_header(magic=b"HdrX"), "HdrS"),
     (bzimage_header(flag=0), "boot flag"),
     (bzimage_header(version=0x0204), "2.04"),
+    (bzimage_header(initrd_max=0), "initrd_addr_max"),
 ])
 def test_not_a_kernel_names_option_and_reason(data: bytes, why: str) -> None:
     with pytest.raises(UsageError) as ei:
@@ -87,6 +96,7 @@ QEMU_SAYS = {
     "missing": "qemu: could not open kernel file '/nonexist': No such file or directory\n",
     "elf": "qemu-system-x86_64: Error loading uncompressed kernel without PVH ELF Note\n",
     "old": "qemu: linux kernel too old to load a ram disk\n",
+    "initrd_max": "qemu: initrd is too large, cannot support.(max: 0, need 1221)\n",
     "smp": "qemu-system-x86_64: Invalid SMP CPUs 999. The max CPUs supported by machine "
            "'pc-q35-7.2' is 288\n",
     "drive": "qemu-system-x86_64: -drive file=/r/kvm-runs/swap.img,if=virtio,format=raw,"
@@ -104,6 +114,7 @@ QEMU_SAYS = {
     ("missing", UsageError, f"--kernel {KERNEL}"),
     ("elf", UsageError, f"--kernel {KERNEL}"),
     ("old", UsageError, f"--kernel {KERNEL}"),
+    ("initrd_max", UsageError, f"--kernel {KERNEL}"),
     ("smp", UsageError, "--smp"),
     ("drive", InfraError, "swap disk"),  # the harness made it; "kvm" in the path must not fool
     ("hostfwd", InfraError, "ssh port"),
