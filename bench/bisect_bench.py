@@ -8,6 +8,14 @@ or reports on an existing run directory:
 
 The e2e numbers for the issue come from ``pytest -m vm tests/vm/test_bisect.py -s``,
 which prints the same summary.
+
+``--synthetic`` compares plain bisection with n-section on K workers
+(``harness bisect --workers K``) on the same synthetic history, with the real
+search code (:func:`harness.bisect.series.search`, :func:`harness.bisect.nsection.nsection`)
+and a step that is a real CPU-bound subprocess (like a TCG guest, it holds one
+core flat out for ``--step-s``), so the machine's cores really limit a round:
+
+    python bench/bisect_bench.py --synthetic 64 --step-s 1.0 --workers 2,3,4 --repeats 3
 """
 
 from __future__ import annotations
@@ -41,7 +49,80 @@ def report(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+BURN = "import time,sys\nt=time.monotonic()+float(sys.argv[1])\nwhile time.monotonic()<t: pass"
+
+
+def _burn(seconds: float) -> None:
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", BURN, str(seconds)], check=True)
+
+
+def synthetic(n: int, step_s: float, workers: list[int], repeats: int) -> str:
+    """Rounds and wall time of plain bisection vs n-section, culprits spread over the history."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.bisect.nsection import nsection
+    from harness.bisect.series import search
+    from harness.bisect.verdict import Verdict
+
+    culprits = [max(1, round(n * f)) for f in (0.13, 0.5, 0.77, 1.0)]
+
+    def verdict(k: int, fb: int) -> Verdict:
+        return Verdict.BAD if k >= fb else Verdict.GOOD
+
+    rows: dict[str, tuple[list[int], list[float]]] = {}
+    for _rep in range(repeats):
+        for fb in culprits:
+            calls = [0]
+
+            def step(k: int, fb: int = fb, calls: list[int] = calls) -> Verdict:
+                calls[0] += 1
+                _burn(step_s)
+                return verdict(k, fb)
+
+            t0 = time.monotonic()
+            assert search(0, n, step).first_bad == fb
+            r, w = rows.setdefault("plain", ([], []))
+            r.append(calls[0])
+            w.append(time.monotonic() - t0)
+            for k in workers:
+                with ThreadPoolExecutor(max_workers=k - 1) as pool:
+                    def run_round(ks: list[int], fb: int = fb,
+                                  pool: ThreadPoolExecutor = pool) -> dict[int, Verdict]:
+                        list(pool.map(lambda _k: _burn(step_s), ks))
+                        return {x: verdict(x, fb) for x in ks}
+
+                    t0 = time.monotonic()
+                    res = nsection(0, n, k, run_round)
+                    assert res.first_bad == fb
+                r, w = rows.setdefault(f"K={k}", ([], []))
+                r.append(len(res.rounds))
+                w.append(time.monotonic() - t0)
+    base = statistics.median(rows["plain"][1])
+    lines = [f"synthetic history of {n} targets, culprits at {culprits}, step {step_s}s of "
+             f"one core, {repeats} repeat(s), {os.cpu_count()} cores",
+             f"{'mode':8} {'rounds (median)':>16} {'wall s (median)':>16} {'vs plain':>9}"]
+    for mode, (r, w) in rows.items():
+        lines.append(f"{mode:8} {statistics.median(r):>16.1f} {statistics.median(w):>16.1f} "
+                     f"{statistics.median(w) / base:>9.2f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--synthetic":
+        import argparse
+
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--synthetic", type=int, default=64)
+        ap.add_argument("--step-s", type=float, default=1.0)
+        ap.add_argument("--workers", default="2,3,4")
+        ap.add_argument("--repeats", type=int, default=3)
+        a = ap.parse_args(argv)
+        print(synthetic(a.synthetic, a.step_s, [int(x) for x in a.workers.split(",")],
+                        a.repeats))
+        return 0
     if len(argv) == 2 and argv[0] == "--report":
         print(report(Path(argv[1])))
         return 0

@@ -1,7 +1,7 @@
 """harness matrix end to end: real kernels, real QEMU, two guests at once, a real Dask cluster.
 
-Kept modest for CI (2 cores): the cheap clamping-only scenario (plans/clamping.toml,
-~25 s a job), the cached flagship kernel, 2-3 jobs per test.
+Kept modest for CI (2 cores): the flagship scenario with only its clamping check
+(``--check clamping``, ~25 s a job), the cached flagship kernel, 2-3 jobs per test.
 
 1. Local pool: the flagship and the broken-clamp negative control side by side --
    two VMs at once that must not collide (SSH ports, run dirs, QMP sockets), one
@@ -33,12 +33,12 @@ from harness.vm.ports import free_port
 
 pytestmark = pytest.mark.vm
 
-SCENARIO = PROJECT_ROOT / "plans" / "clamping.toml"
 BIN = Path(sys.executable).parent
 
 
 def _plan(tmp: Path, kernels: str, vms: list[tuple[str, int]]) -> Path:
-    text = f'name = "t"\n{kernels}\n[[scenario]]\nname = "clamping"\npath = "{SCENARIO}"\n'
+    text = (f'name = "t"\n{kernels}\n[[scenario]]\nname = "clamping"\npath = "mempressure"\n'
+            'checks = ["clamping"]\n')
     for name, ram in vms:
         text += f'[[vm]]\nname = "{name}"\nram_mib = {ram}\nswap_mib = 128\n'
     p = tmp / "plan.toml"
