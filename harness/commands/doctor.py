@@ -20,13 +20,20 @@ HELP = "check QEMU, kernel source, compilers, ccache, KVM and disk; one line eac
 
 @dataclass
 class Check:
+    """One requirement. ``info`` marks a note, neither a pass nor a failure.
+
+    (KVM not probed yet is such a note: nothing is known to be wrong, and the
+    line says which command finds out.)
+    """
+
     name: str
     ok: bool
     detail: str
+    info: bool = False
 
     def line(self) -> str:
-        return f"[{'ok' if self.ok else 'MISSING' if not self.detail else 'FAIL'}] " \
-               f"{self.name}: {self.detail}"
+        tag = "INFO" if self.info else "ok" if self.ok else "FAIL"
+        return f"[{tag}] {self.name}: {self.detail}"
 
 
 def _version(cmd: list[str]) -> str | None:
@@ -41,24 +48,25 @@ def _version(cmd: list[str]) -> str | None:
 
 def _tool(name: str, cmd: list[str]) -> Check:
     v = _version(cmd)
-    return Check(name, v is not None, v if v else "not found (run scripts/bootstrap)")
+    if v is None:
+        return Check(name, False, "not found (run scripts/bootstrap)")
+    return Check(name, True, v or "found (no version output)")
 
 
 def _any_kernel() -> Path | None:
-    """A kernel to probe KVM with: any artifact the harness has built."""
-    for bz in sorted((cache_root() / "artifacts").glob("*/bzImage")):
-        return bz
-    return None
+    """A kernel to probe KVM with: any artifact the harness has built (newest first)."""
+    kernels = sorted((cache_root() / "artifacts").glob("*/bzImage"),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    return kernels[0] if kernels else None
 
 
-def kvm_check() -> Check:
+def kvm_check(dev: Path = Path("/dev/kvm")) -> Check:
     """/dev/kvm presence and usability, and whether a Linux guest really boots under it.
 
     The device existing proves little (on this project's machines a guest hangs
     after the BIOS), so doctor runs the same boot probe as ``--accel auto``, or
     reuses its remembered verdict.
     """
-    dev = Path("/dev/kvm")
     if not dev.exists():
         return Check("kvm", False, "/dev/kvm absent: guests run under TCG (slower)")
     if not accel.kvm_usable(dev):
@@ -69,12 +77,13 @@ def kvm_check() -> Check:
     if boots is None:
         kernel = _any_kernel()
         if kernel is None:
-            return Check("kvm", False, "/dev/kvm present and usable; not yet probed whether a "
-                         "guest boots under it (no kernel built yet: run harness build)")
+            return Check("kvm", True, "/dev/kvm present and usable; whether a Linux guest boots "
+                         "under it is not probed yet (no kernel built): run `harness build`, "
+                         "then `harness doctor` again", info=True)
         why = accel.probe_kvm(kernel)
         boots = why is None
         accel.save_verdict(key, boots, why or "guest boots under KVM")
-        how = f"probed now: {why}" if why else "probed now"
+        how = f"probed now with {kernel}" + (f": {why}" if why else "")
     if boots:
         return Check("kvm", True, f"/dev/kvm present and a Linux guest boots under it ({how})")
     return Check("kvm", False, "/dev/kvm present, but a Linux guest does NOT boot under it "

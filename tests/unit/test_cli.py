@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser, main
+from harness.commands import doctor
 from harness.kernel.progress import BuildProgress, ProgressTracker
+from harness.vm import accel
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,3 +50,46 @@ def test_progress_counts_objects() -> None:
     for line in ["  CC      mm/a.o", "  LD      vmlinux", "  CC      mm/b.o", "  AR      x.a"]:
         t.feed(line)
     assert t.compiled == 2 and seen[-1].line().startswith("[build] compile: 2/~10 objects")
+
+
+def _kvm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, verdict: bool | None,
+             kernel: Path | None) -> list[Path]:
+    """A usable /dev/kvm with the given remembered verdict and cached kernel; probes logged."""
+    probed: list[Path] = []
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    monkeypatch.setattr(accel, "kvm_usable", lambda *a: True)
+    monkeypatch.setattr(accel, "verdict_key", lambda *a: "K")
+    monkeypatch.setattr(accel, "load_verdict", lambda *a: verdict)
+    monkeypatch.setattr(accel, "save_verdict", lambda *a: None)
+    monkeypatch.setattr(doctor, "_any_kernel", lambda: kernel)
+
+    def probe(k: Path, *a: object) -> str | None:
+        probed.append(k)
+        return "no kernel console output within 6 s under KVM"
+
+    monkeypatch.setattr(accel, "probe_kvm", probe)
+    return probed
+
+
+def test_doctor_kvm_not_probed_is_info_not_fail(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    probed = _kvm_env(monkeypatch, tmp_path, verdict=None, kernel=None)
+    line = doctor.kvm_check(tmp_path / "kvm").line()
+    assert line.startswith("[INFO] kvm:") and "harness build" in line and "FAIL" not in line
+    assert probed == []
+
+
+def test_doctor_kvm_probes_with_a_cached_kernel(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    bz = tmp_path / "bzImage"
+    probed = _kvm_env(monkeypatch, tmp_path, verdict=None, kernel=bz)
+    line = doctor.kvm_check(tmp_path / "kvm").line()
+    assert probed == [bz]
+    assert line.startswith("[FAIL] kvm:") and "does NOT boot" in line and str(bz) in line
+
+
+def test_doctor_kvm_remembered_verdict(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _kvm_env(monkeypatch, tmp_path, verdict=True, kernel=None)
+    assert doctor.kvm_check(tmp_path / "kvm").line().startswith("[ok] kvm:")
+    assert doctor.kvm_check(tmp_path / "absent").line().startswith("[FAIL] kvm: /dev/kvm absent")
