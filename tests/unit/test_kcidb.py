@@ -138,4 +138,4 @@ def test_validator_rejects_broken_documents(tmp_path: Path, breakage: Any) -> No
 def test_write_is_atomic(tmp_path: Path) -> None:
     kcidb.write(tmp_path / "k.json", {"version": kcidb.VERSION})
     assert json.loads((tmp_path / "k.json").read_text())["version"]["major"] == 5
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
