@@ -10,11 +10,11 @@ side can pin it and need not trust whatever answers on the forwarded port.
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import shutil
-import subprocess
-import tempfile
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,28 +51,38 @@ def make_client_key() -> tuple[paramiko.PKey, str]:
     return key, f"{key.get_name()} {key.get_base64()} harness"
 
 
-def make_host_key() -> tuple[bytes, str] | None:
-    """A dropbear-format Ed25519 host key and its public line, or None without dropbearkey."""
-    tool = shutil.which("dropbearkey")
-    if not tool:
-        return None
-    with tempfile.TemporaryDirectory(prefix="harness-hk-") as d:
-        path = Path(d) / "hk"
-        subprocess.run([tool, "-t", "ed25519", "-f", str(path)], capture_output=True, check=True)
-        pub = subprocess.run(
-            [tool, "-y", "-f", str(path)], capture_output=True, text=True, check=True
-        ).stdout
-        line = next(ln for ln in pub.splitlines() if ln.startswith("ssh-ed25519 "))
-        return path.read_bytes(), line
+def _ssh_string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def dropbear_ed25519_key(seed: bytes) -> tuple[bytes, str]:
+    """Dropbear's Ed25519 private key file for ``seed`` (32 bytes) and its public line.
+
+    Dropbear's format (signkey_ed25519.c) is ``string "ssh-ed25519"`` followed by
+    ``string seed||public``; the public line is the usual OpenSSH one. Written here
+    rather than by two ``dropbearkey`` runs: this is on every boot's critical path.
+    """
+    priv = Ed25519PrivateKey.from_private_bytes(seed)
+    pub = priv.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)
+    kind = b"ssh-ed25519"
+    blob = _ssh_string(kind) + _ssh_string(seed + pub)
+    line = f"ssh-ed25519 {base64.b64encode(_ssh_string(kind) + _ssh_string(pub)).decode()}"
+    return blob, line
+
+
+def make_host_key() -> tuple[bytes, str]:
+    """A fresh dropbear-format Ed25519 host key and its public line."""
+    seed = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+        serialization.NoEncryption())
+    return dropbear_ed25519_key(seed)
 
 
 def make_run_keys() -> RunKeys:
     key, pub = make_client_key()
-    hk = make_host_key()
-    if hk is None:
-        log.warning("dropbearkey not found: the guest will make its own host key, unpinned")
-        return RunKeys(key, pub, None, None)
-    return RunKeys(key, pub, hk[0], hk[1])
+    blob, line = make_host_key()
+    return RunKeys(key, pub, blob, line)
 
 
 def write_run_cpio(keys: RunKeys, out: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.image import build as image_build
+from harness.image import runfiles
 from harness.image.cpio import Entry, with_parents, write_newc
 from harness.image.runfiles import RunKeys, make_client_key, write_run_cpio
 
@@ -100,3 +101,18 @@ def test_shared_libs_of_static_binary_is_empty() -> None:
     if not Path("/bin/busybox").exists():
         pytest.skip("busybox-static missing")
     assert image_build.shared_libs(Path("/bin/busybox")) == []
+
+
+@pytest.mark.skipif(shutil.which("dropbearkey") is None, reason="dropbear-bin not installed")
+def test_host_key_is_what_dropbear_reads(tmp_path: Path) -> None:
+    # dropbearkey -y parses the private key file and prints its public line: the guest's
+    # dropbear reads the same format, and the host pins the line we computed.
+    blob, line = runfiles.make_host_key()
+    path = tmp_path / "hk"
+    path.write_bytes(blob)
+    out = subprocess.run(["dropbearkey", "-y", "-f", str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    printed = next(ln for ln in out.splitlines() if ln.startswith("ssh-ed25519 "))
+    assert printed.split()[:2] == line.split()[:2]
+    blob2, line2 = runfiles.make_host_key()
+    assert blob2 != blob and line2 != line  # fresh per run
