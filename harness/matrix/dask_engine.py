@@ -130,7 +130,7 @@ def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_r
             fut = client.submit(job_task, j, build_futs[j.kernel.name],
                                 str(run_root / j.slug), accel, timeout_s,
                                 f"started-{token}-{j.slug}", key=f"job-{j.slug}-{token}",
-                                resources=dask_resources(costs[j.id]), pure=False)
+                                resources=dask_resources(costs[j.id], accel == "kvm"), pure=False)
             job_futs[fut] = j
         for fut in as_completed(list(job_futs)):  # type: ignore[no-untyped-call]
             j = job_futs[fut]

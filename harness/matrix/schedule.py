@@ -100,7 +100,11 @@ def build_groups(items: Iterable[T], key_of: Callable[[T], K]) -> dict[K, list[T
     return groups
 
 
-def dask_resources(cost: Cost) -> dict[str, float]:
+def dask_resources(cost: Cost, needs_kvm: bool = False) -> dict[str, float]:
     """What a job task requests from a Dask worker started with
-    ``--resources "vm=N,ram_mib=M"``: one VM slot per core and its RAM."""
-    return {"vm": float(cost.cores), "ram_mib": float(cost.ram_mib)}
+    ``--resources "vm=N,ram_mib=M[,kvm=N]"``: one VM slot per core, its RAM, and a KVM slot
+    when the job insists on KVM (``--accel kvm``: only workers that declare ``kvm`` qualify)."""
+    res = {"vm": float(cost.cores), "ram_mib": float(cost.ram_mib)}
+    if needs_kvm:
+        res["kvm"] = float(cost.cores)
+    return res

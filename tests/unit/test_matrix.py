@@ -32,6 +32,7 @@ from harness.matrix.schedule import (
     Cost,
     build_groups,
     check_admissible,
+    dask_resources,
     fits,
     host_capacity,
     job_cost,
@@ -121,6 +122,11 @@ def test_host_capacity_from_meminfo() -> None:
     mi = "MemTotal:       24000000 kB\nMemAvailable:   8388608 kB\n"
     assert host_capacity(2, mi) == Capacity(2, 8192 - 1024)
     assert host_capacity(8, mi, max_parallel=3).cores == 3
+
+
+def test_dask_resources_per_job() -> None:
+    assert dask_resources(job_cost(256)) == {"vm": 1.0, "ram_mib": 256.0 + VM_OVERHEAD_MIB}
+    assert dask_resources(job_cost(256, smp=2), needs_kvm=True)["kvm"] == 2.0
 
 
 def test_one_build_per_cache_key() -> None:
