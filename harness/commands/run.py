@@ -16,6 +16,8 @@ from harness.vm.cli_support import add_vm_arguments
 
 if TYPE_CHECKING:
     from harness.core.runner import RunOptions
+    from harness.core.spec import ScenarioSpec
+    from harness.kernel.build import BuildRequest  # noqa: F401 (the annotation)
 
 NAME = "run"
 HELP = "build the patched kernel, boot it, run a scenario (default: mempressure), print a verdict"
@@ -30,7 +32,8 @@ def add_scenario_options(p: argparse.ArgumentParser) -> None:
                    help="run only this check of the scenario; repeatable "
                    "(names: `harness checks --scenario S`)")
     g.add_argument("--duration", type=int, metavar="S",
-                   help="mempressure: stress phase in seconds (default: the scenario's)")
+                   help="mempressure: longest the stress phase may take, in seconds (default: the "
+                   "scenario's stress_timeout_s)")
     g.add_argument("--no-reclaim", action="store_true",
                    help="mempressure negative control: the workload ignores the kernel's "
                    "requests (must be OOM-killed)")
@@ -45,22 +48,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the results as KCIDB v5.3 JSON to FILE")
 
 
-def _gave_build_options(args: argparse.Namespace) -> bool:
-    return (any(getattr(args, o) is not None for o in ("source", "rev", "patches", "config",
-                                                        "jobs"))
-            or args.base != "tinyconfig")
+def kernel_request(args: argparse.Namespace, spec: ScenarioSpec) -> BuildRequest:
+    """The scenario's kernel ([kernel]), with each build option the user gave replacing
+    its part: ``--patches`` the series, ``--config`` the fragments, and so on."""
+    from harness.core.runner import build_request
+    from harness.kernel.build import BuildRequest
+
+    base = build_request(spec)
+    cli = request_from_args(args)
+    return BuildRequest(
+        source=cli.source, rev=cli.rev,
+        series=cli.series if args.patches else base.series,
+        fragments=cli.fragments if args.config else base.fragments,
+        base=cli.base, jobs=cli.jobs)
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """Options -> one RunOptions: the scenario's defaults, overridden by what the user gave."""
-    from harness.core.runner import RunOptions, build_request, planned_checks
+    from harness.core.runner import RunOptions, planned_checks
     from harness.core.spec import load_spec
     from harness.vm.cli_support import vm_settings_from_args
 
     spec = load_spec(args.scenario)
     checks = tuple(args.check or ())
     planned_checks(spec, checks)  # an unknown --check fails before anything is built
-    req = build_request(spec, request_from_args(args) if _gave_build_options(args) else None)
+    req = kernel_request(args, spec)
     opts: dict[str, Any] = {}
     if args.no_reclaim:
         opts["no_reclaim"] = True

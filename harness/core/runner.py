@@ -29,7 +29,7 @@ from harness.core import report
 from harness.core.events import EventLog, guest_relay_command
 from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun, ScenarioType
 from harness.core.registry import checks_for, scenario_type, select
-from harness.core.results import CheckResult, Status, infra_error, overall
+from harness.core.results import CheckResult, Expectation, Status, infra_error, judged, overall
 from harness.core.spec import ScenarioSpec, VMSettings, spec_from_text
 from harness.errors import InfraError, UsageError
 from harness.kernel.build import BuildRequest
@@ -209,6 +209,12 @@ class _Run:
                              self.opts.options, [c.name for c in self.planned], vm_set)
             ctx.info = self.info
             ctx.events = _start_event_relay(vm)
+            for i, cmd in enumerate(self.spec.setup):
+                r = vm.run(cmd, timeout=60)
+                if r.exit_status != 0:
+                    raise UsageError(f"{self.spec.path} [guest] setup[{i}]",
+                                     f"{cmd!r} failed in the guest (exit {r.exit_status}): "
+                                     f"{(r.stderr or r.stdout).strip()[:200]}")
             try:
                 self.st.exercise(ctx)
             finally:
@@ -262,6 +268,25 @@ def load_saved(run_dir: Path) -> tuple[SavedRun, dict[str, Any]]:
     return SavedRun(run_dir, spec, meta.get("options", {})), meta
 
 
+def kernel_panic(saved: SavedRun) -> str | None:
+    """The title of a kernel panic on the console, if the run ended in one."""
+    from harness.console import Severity
+
+    fatal = [f for f in saved.console_findings if f.severity == Severity.FATAL]
+    return fatal[0].title if fatal else None
+
+
+def panicked(check: CheckDef, title: str) -> CheckResult:
+    """A check the kernel's own panic kept from finishing: the kernel failed it.
+
+    A panic is the kernel misbehaving, not the rig: the run stops (the Machine raises
+    InfraError the moment the panic line appears), but the verdict is "fail", exit 1.
+    """
+    return judged(check.name, check.title,
+                  [Expectation("kernel does not panic", "no panic", title, False)],
+                  "console.log")
+
+
 def judge_run_dir(run_dir: Path) -> RunOutcome:
     """Judge a saved run (live or ``harness judge``) and (re)write its reports."""
     saved, meta = load_saved(run_dir)
@@ -271,15 +296,16 @@ def judge_run_dir(run_dir: Path) -> RunOutcome:
     infra = str(meta.get("infra_error") or "")
     interrupted = str(meta.get("interrupted") or "")
     try:
-        judged = {r.name: r for r in st.judge(saved)}
+        by_name = {r.name: r for r in st.judge(saved)}
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         if not (infra or interrupted):
             raise
         log.debug("judging a partial run: %s", exc)  # incomplete observations: not judged
-        judged = {}
+        by_name = {}
     why = infra or interrupted or "run aborted"
-    results = [judged.get(c.name) or infra_error(
-        c.name, c.title, f"not run: {why}", INFRA_FILE if infra else "run.json")
+    panic = kernel_panic(saved) if infra else None
+    results = [by_name.get(c.name) or (panicked(c, panic) if panic else infra_error(
+        c.name, c.title, f"not run: {why}", INFRA_FILE if infra else "run.json"))
         for c in planned]
     verdict = overall(results)
     findings = [{**f.to_dict(), "title": f.title} for f in saved.console_findings]

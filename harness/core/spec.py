@@ -69,6 +69,12 @@ class ScenarioSpec:
     def fragments(self) -> tuple[str, ...]:
         return tuple(str(f) for f in self.data.get("kernel", {}).get("fragments", []))
 
+    @property
+    def setup(self) -> tuple[str, ...]:
+        """``[guest] setup``: shell commands run in the guest after boot, before the scenario
+        (e.g. ``echo y > /sys/kernel/mm/lru_gen/enabled``); validated on load."""
+        return tuple(self.data.get("guest", {}).get("setup", []))
+
 
 def _typed(value: Any, kind: type, where: str) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -121,12 +127,45 @@ def load_spec(name_or_path: str | Path) -> ScenarioSpec:
     return spec_from_text(path.read_text(), path)
 
 
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: tables merge key by key, anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _extended(data: dict[str, Any], path: Path, depth: int = 0) -> dict[str, Any]:
+    """A variant (``extends = "mempressure"``) merged over the scenario it names."""
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or depth > 8:
+        raise UsageError(f"{path} extends", f"must name one scenario, not {parent!r}")
+    # A bare name is a scenario in scenarios/; a path is relative to the variant's own file.
+    ppath = (path.parent / parent if "/" in parent or parent.endswith(".toml")
+             else SCENARIO_DIR / f"{parent}.toml")
+    if not ppath.is_file():
+        raise UsageError(f"{path} extends", f"scenario {parent!r} not found")
+    try:
+        base = tomllib.loads(ppath.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(str(ppath), f"not valid TOML: {exc}") from exc
+    base.pop("name", None)
+    return merge(_extended(base, ppath, depth + 1), data)
+
+
 def spec_from_text(text: str, path: Path) -> ScenarioSpec:
-    """Parse a scenario's text (a file, or the copy a run dir keeps)."""
+    """Parse a scenario's text (a file, or the copy a run dir keeps); resolve ``extends``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(str(path), f"not valid TOML: {exc}") from exc
+    if "extends" in data:
+        from harness.core import tomlout
+
+        data = _extended(data, path)
+        text = f"# {path.name}, merged over the scenario it extends\n" + tomlout.dumps(data)
     kind = data.get("type", DEFAULT_TYPE)
     if not isinstance(kind, str):
         raise UsageError(f"{path} type", f"expected a string, got {kind!r}")
@@ -137,5 +176,9 @@ def spec_from_text(text: str, path: Path) -> ScenarioSpec:
         val = kernel.get(key, [])
         if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
             raise UsageError(f"{path} [kernel] {key}", "must be a list of strings")
+    guest = data.get("guest", {})
+    setup = guest.get("setup", []) if isinstance(guest, dict) else None
+    if not isinstance(setup, list) or not all(isinstance(v, str) for v in setup):
+        raise UsageError(f"{path} [guest] setup", "must be a list of shell commands")
     return ScenarioSpec(name=str(data.get("name", path.stem)), path=path, type_name=kind, data=data,
                         text=text, vm=_vm_settings(data, path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness import ktap
 from harness.console import Finding, Severity
 from harness.core.results import infra_error, overall
 from harness.scenarios.mempressure import checks as C
@@ -17,7 +18,7 @@ EV 12.000 added n=40 held=108 advertised=120
 EV 12.100 asked n=30 requests=2 asked_total=42
 EV 12.200 freed n=30 held=78
 SUMMARY {"added":120,"asked":42,"freed":42,"bytes_freed":44040192,"requests":2,\
-"chunk_size":1048576,"max_held":108,"end":"signal:SIGTERM"}
+"chunk_size":1048576,"max_held":108,"end":"work"}
 """
 IDLE_OK = ("OP register ok efd=3\nOP add ok\nOP wait ok n=0 timeout=1\n"
            "OP read ok chunk_size=1048576 chunks=50\n")
@@ -42,9 +43,18 @@ def test_notifications_fail_each_way() -> None:
     greedy = GOOD_STRESS.replace("asked n=30", "asked n=300")
     r = C.check_notifications(parse_stress(greedy), parse_ops(IDLE_OK), 1.0, 10)
     assert _failed(r) == ["total asked <= total advertised"]
-    zero = GOOD_STRESS.replace("asked n=12", "asked n=0")
-    assert "every request asks for >= 1 chunk" in _failed(
-        C.check_notifications(parse_stress(zero), parse_ops(IDLE_OK), 1.0, 10))
+    # A request printed before the "added" line of the write that enabled it is the listener
+    # winning a race, not the kernel asking too much: one batch of slack, no more.
+    raced = GOOD_STRESS.replace("EV 12.000 added n=40 held=108 advertised=120\n"
+                                "EV 12.100 asked n=30 requests=2 asked_total=42\n",
+                                "EV 12.100 asked n=30 requests=2 asked_total=42\n"
+                                "EV 12.000 added n=40 held=108 advertised=120\n")
+    assert raced != GOOD_STRESS
+    r = C.check_notifications(parse_stress(raced), parse_ops(IDLE_OK), 1.0, 10)
+    assert r.status == C.Status.PASS, r.summary()
+    beyond = raced.replace("asked n=30 requests=2 asked_total=42", "asked n=200 requests=2")
+    r = C.check_notifications(parse_stress(beyond), parse_ops(IDLE_OK), 1.0, 10)
+    assert _failed(r) == ["total asked <= total advertised"]
     spurious = IDLE_OK.replace("wait ok n=0 timeout=1", "wait ok n=7")
     r = C.check_notifications(parse_stress(GOOD_STRESS), parse_ops(spurious), 1.0, 10)
     assert "no request without pressure (chunks advertised, idle guest)" in _failed(r)
@@ -52,50 +62,52 @@ def test_notifications_fail_each_way() -> None:
     assert _failed(r) == ["request after a balloon squeeze"]
 
 
-def _clamp(underflow: str = "OP read ok chunk_size=4096 chunks=0",
-           zero: str = "OP wait ok n=0 timeout=1",
-           bounded: str = "OP wait ok n=3\nOP wait ok n=0 timeout=1\nOP read ok chunks=2",
-           sat: str = ("OP read ok chunks=9223372036854775807\n"
-                       "OP read ok chunks=9223372036854775807"),
-           bad_errno: str = "EINVAL", findings: list[Finding] | None = None) -> C.CheckResult:
-    bad = {
-        "chunk_size_zero": parse_ops(f"OP register-raw err {bad_errno} Invalid argument"),
-        "not_an_eventfd": parse_ops("OP register-raw err EBADF Bad file descriptor"),
-        "unregistered_eventfd": parse_ops("OP add-unregistered err ENOENT No such file"),
-        "malformed_count": parse_ops("OP register ok\nOP add err EINVAL Invalid argument"),
-        "count_overflows_s64": parse_ops("OP register ok\nOP add err EINVAL Invalid argument"),
-        "malformed_write": parse_ops("OP write err EINVAL Invalid argument"),
-    }
-    return C.check_clamping(C.ClampObservations(
-        parse_ops(underflow), parse_ops(zero), parse_ops(bounded), parse_ops(sat), bad,
-        findings or []))
+SELFTEST_OK = """TAP version 13
+1..3
+# register_chunk_zero: 0.01 s
+ok 1 register_chunk_zero
+ok 2 clamp_at_zero
+# global_pressure_asks_child: skipped, no swap
+ok 3 global_pressure_asks_child # SKIP no swap
+# Totals: pass:2 fail:0 xfail:0 xpass:0 skip:1 error:0
+"""
 
 
-def test_clamping_pass() -> None:
-    r = _clamp()
+def _contract(text: str = SELFTEST_OK, rc: int | None = 0, timed_out: bool = False,
+              findings: list[Finding] | None = None) -> C.CheckResult:
+    return C.check_contract(ktap.parse(text), rc, timed_out, findings or [])
+
+
+def test_contract_pass_reports_each_case() -> None:
+    r = _contract()
     assert r.status == C.Status.PASS, r.summary()
+    assert [c.name for c in r.cases] == ["register_chunk_zero", "clamp_at_zero",
+                                         "global_pressure_asks_child"]
+    assert r.cases[2].status == C.Status.SKIP
 
 
-def test_clamping_fails_each_way() -> None:
-    assert _failed(_clamp(underflow="OP read ok chunks=18446744073709551601")) == [
-        "register, +10, -25 -> read-back"]
-    assert _failed(_clamp(zero="OP wait ok n=4")) == ["pressure while the count is 0"]
-    assert "+5 then pressure -> chunks asked in total" in _failed(
-        _clamp(bounded="OP wait ok n=6\nOP read ok chunks=0"))
-    # No request at all under the same pressure: the bound proved nothing, so it fails.
-    assert _failed(_clamp(bounded="OP wait ok n=0 timeout=1\nOP read ok chunks=5")) == [
-        "+5 then pressure -> chunks asked in total"]
-    assert _failed(_clamp(sat="OP read ok chunks=9223372036854775807\nOP read ok chunks=9")) == [
-        "adding past the maximum saturates"]
-    assert _failed(_clamp(bad_errno="ENOMEM")) == ["bad input: chunk_size_zero"]
-    warn = Finding("warning", "WARNING in vmpressure_work_fn", Severity.WARNING, 3, "...")
-    assert _failed(_clamp(findings=[warn])) == ["console clean during the interface tests"]
+def test_contract_fails_on_a_case_a_crash_or_a_splat() -> None:
+    broken = SELFTEST_OK.replace("ok 2 clamp_at_zero", "not ok 2 clamp_at_zero")
+    assert _failed(_contract(broken, rc=1)) == ["selftest: clamp_at_zero"]
+    crashed = SELFTEST_OK.split("ok 2")[0]
+    # The names of cases that never printed are unknown: the plan says how many are missing.
+    assert _failed(_contract(crashed, rc=139)) == [
+        "selftest ran to the end", "selftest: case 2", "selftest: case 3"]
+    assert "selftest ran to the end" in _failed(_contract("", rc=None, timed_out=True))
+    splat = Finding("atomic_sleep", "BUG: sleeping function called from invalid context in "
+                    "vmpressure_shrinker_write", Severity.ERROR, 3, "...")
+    assert _failed(_contract(findings=[splat])) == ["console clean while the selftest ran"]
+
+
+def test_contract_skipped_whole_is_skip_not_pass() -> None:
+    r = _contract("TAP version 13\n1..0 # SKIP memory controller v1 not mounted\n", rc=4)
+    assert r.status == C.Status.SKIP
 
 
 def _oom(**kw: object) -> C.OomObservations:
     base: dict[str, object] = dict(oom_kill_before=0, oom_kill_after=0,
                                    stress=parse_stress(GOOD_STRESS), stress_exit="exit 0",
-                                   findings=[], qmp_status="running", qmp_events=["BALLOON_CHANGE"])
+                                   findings=[])
     base.update(kw)
     return C.OomObservations(**base)  # type: ignore[arg-type]
 
@@ -107,17 +119,19 @@ def test_oom_absence_pass_and_fail() -> None:
     r = C.check_oom_absence(_oom(oom_kill_after=1, stress=killed,
                                  stress_exit="killed by signal 9", findings=[oom]))
     assert _failed(r) == ["oom_kill in /proc/vmstat", "OOM kill on the console/dmesg",
-                          "stress test ends by the harness's signal with its summary"]
-    r = C.check_oom_absence(_oom(qmp_status="paused", qmp_events=["GUEST_PANICKED"]))
-    assert _failed(r) == ["VM state (QMP query-status)", "QMP events"]
+                          "stress test finishes its work (it touched 2x what fits) with its "
+                          "summary"]
+    stopped = parse_stress(GOOD_STRESS.replace('"end":"work"', '"end":"signal:SIGTERM"'))
+    r = C.check_oom_absence(_oom(stress=stopped))
+    assert _failed(r) == ["stress test finishes its work (it touched 2x what fits) with its "
+                          "summary"]
 
 
 def test_child_cgroup_requires_limit_pressure() -> None:
-    ok = C.check_child_cgroup(_oom(), 48 << 20, failcnt=12, max_usage=40 << 20)
+    ok = C.check_child_cgroup(_oom(), 48 << 20, failcnt=12)
     assert ok.status == C.Status.PASS, ok.summary()
-    r = C.check_child_cgroup(_oom(), 48 << 20, failcnt=0, max_usage=60 << 20)
-    assert _failed(r) == ["the cgroup limit was hit (memory.failcnt)",
-                          "usage stayed within the limit (memory.max_usage_in_bytes)"]
+    r = C.check_child_cgroup(_oom(), 48 << 20, failcnt=0)
+    assert _failed(r) == ["the cgroup limit was hit (memory.failcnt)"]
 
 
 def test_interface_missing_and_overall() -> None:

@@ -18,6 +18,12 @@ from harness.image import GuestImage, build_image
 from harness.vm import Machine, VMConfig
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the debug kernel configuration run last: switching the build dir's
+    configuration costs a full rebuild each way, so it happens once, at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("debug_kernel") is not None)
+
+
 @pytest.fixture(scope="session")
 def kernel() -> Path:
     env = os.environ.get("HARNESS_TEST_KERNEL")

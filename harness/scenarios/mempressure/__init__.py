@@ -19,12 +19,12 @@ from harness.scenarios.mempressure import checks, judge, protocol, timeline
 #: Parameters every mempressure scenario file must have, and their types.
 REQUIRED: dict[str, dict[str, type]] = {
     "workload": {"name": str, "cgroup": str, "chunk_size": int, "interface_file": str},
-    "notifications": {"idle_wait_ms": int, "stress_s": int, "working_set_factor": float,
-                      "no_reclaim_wait_s": int, "squeeze_at_s": int, "squeeze_mib": int,
+    "notifications": {"idle_wait_ms": int, "working_set_factor": float, "work_factor": float,
+                      "stress_timeout_s": int, "squeeze_at_s": int, "squeeze_mib": int,
                       "squeeze_hold_s": int, "squeeze_bound_s": int},
-    "clamping": {"chunk_size": int, "cgroup": str, "limit_mib": int, "hog_mib": int,
-                 "hog_hold_ms": int, "wait_ms": int},
-    "child_cgroup": {"name": str, "limit_mib": int, "max_chunks": int, "stress_s": int},
+    "contract": {"program": str, "timeout_s": int},
+    "child_cgroup": {"name": str, "limit_mib": int, "max_chunks": int, "work_factor": float,
+                     "swap_slack_mib": int, "timeout_s": int},
 }
 
 
@@ -44,10 +44,18 @@ class Mempressure:
         return checks.CHECKS
 
     def prepare(self, spec: ScenarioSpec, kernel: KernelInfo) -> dict[str, Path]:
+        """The workload binaries, and the series' selftest built from the tree under test
+        (none with a prebuilt --kernel: the contract check is then skipped, and says why)."""
+        from harness.kselftest import SELFTESTS, build_kselftests
         from harness.workloads import build_workload
 
         bins = build_workload(spec.get("workload", "name", str))
-        return {f"{protocol.GUEST_BIN}/{name}": path for name, path in bins.items()}
+        files = {f"{protocol.GUEST_BIN}/{name}": path for name, path in bins.items()}
+        program = spec.get("contract", "program", str)
+        tree = kernel.source_tree
+        if tree is not None and (tree / SELFTESTS / f"{program}.c").is_file():
+            files.update(build_kselftests(tree, [], [program]).ship())
+        return files
 
     def exercise(self, ctx: RunContext) -> None:
         protocol.Protocol(ctx).run(ctx.planned)

@@ -20,23 +20,34 @@ SAMPLER = (
 
 
 def start_sampler(out: str = "/tmp/mem.ts", interval: float = 0.5) -> str:
-    """Background sampler: ``<uptime> <MemAvailable> <SwapTotal> <SwapFree>`` (KiB) per line."""
-    return SAMPLER.replace("{interval}", str(interval)).replace("{out}", out)
+    """Background sampler: ``<uptime> <MemAvailable> <SwapTotal> <SwapFree>`` (KiB) per line.
+
+    ``out`` may be the event FIFO: lines then carry a ``MEM`` prefix and each is flushed
+    (one write, atomic on a FIFO) so they interleave cleanly with the workload's.
+    """
+    if out.endswith(".ts"):
+        return SAMPLER.replace("{interval}", str(interval)).replace("{out}", out)
+    fifo = SAMPLER.replace("{print u, a, t, f}", '{print "MEM", u, a, t, f; fflush()}')
+    return fifo.replace("{interval}", str(interval)).replace("> {out}", f">> {out}")
 
 
-def start_workload(argv: list[str], prefix: str, cgroup_procs: str | None = None) -> str:
+def start_workload(argv: list[str], prefix: str, cgroup_procs: str | None = None,
+                   events_fifo: str | None = None, name: str = "workload") -> str:
     """Start a workload in the background; its pid, stdout, stderr and status land in files.
 
     ``prefix`` names them: ``<prefix>.pid``, ``.out``, ``.err``, ``.rc``. The
     wrapper survives the workload (adj -1000) so the exit status is recorded
-    even when the OOM killer takes the workload.
+    even when the OOM killer takes the workload. With ``events_fifo`` the status
+    is also written there as ``EXIT <name> <rc>`` (see harness.core.events), so
+    the host learns of the end without asking over SSH.
     """
     cmd = " ".join(shlex.quote(a) for a in argv)
     join = f"echo $$ > {cgroup_procs}; " if cgroup_procs else ""
+    report = f'; echo "EXIT {name} $rc" > {events_fifo}' if events_fifo else ""
     inner = (f"echo -1000 > /proc/self/oom_score_adj; "
              f"sh -c {shlex.quote(f'echo 0 > /proc/self/oom_score_adj; {join}exec {cmd}')} "
              f"> {prefix}.out 2> {prefix}.err < /dev/null & "
-             f"echo $! > {prefix}.pid; wait $!; echo $? > {prefix}.rc")
+             f"echo $! > {prefix}.pid; wait $!; rc=$?; echo $rc > {prefix}.rc{report}")
     return f"rm -f {prefix}.rc; sh -c {shlex.quote(inner)} > /dev/null 2>&1 < /dev/null &"
 
 

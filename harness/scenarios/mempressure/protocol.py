@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from harness.core.events import GUEST_FIFO, lines_with_prefix
 from harness.core.plugin import RunContext
 from harness.errors import InfraError
 from harness.scenarios.mempressure import guest_scripts as G
-from harness.scenarios.mempressure.checks import OOM_KINDS
 from harness.scenarios.mempressure.workload_output import parse_vmstat
 from harness.vm import CommandResult, Machine
 
 log = logging.getLogger(__name__)
 
 GUEST_BIN = "/tmp"
+SELFTEST_ROOT = "/opt/kselftest"  # where harness.kselftest's build lands in the guest
 
 
 class _HostSampler(threading.Thread):
@@ -132,12 +135,6 @@ class Protocol:
                 str(self.sc.get("workload", "chunk_size")), "--max-chunks", str(max_chunks)]
         return argv + (["--no-reclaim"] if self.no_reclaim else [])
 
-    def _stop_workload(self, prefix: str) -> tuple[str, CommandResult]:
-        """SIGTERM a workload started by ``start_workload``; return how it ended and its output."""
-        self._patient(f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
-        ended = self._await_workload(prefix, 30)
-        return ended, self._patient(f"cat {prefix}.out; cat {prefix}.err >&2")
-
     def _await_workload(self, prefix: str, timeout: float) -> str:
         """Wait for a workload's exit status file; return how it ended."""
         deadline = time.monotonic() + timeout
@@ -149,21 +146,6 @@ class Protocol:
                                                  else f"exit {rc}")
             time.sleep(1)
         return "still running"
-
-    def _await_oom_kill(self, mark: int, limit_s: float) -> None:
-        """Negative control: give a workload that ignores the kernel time to meet the OOM killer.
-
-        Watches the live console classifier, not SSH (new SSH sessions need memory the
-        thrashing guest does not have).
-        """
-        deadline = time.monotonic() + limit_s
-        self.ctx.progress(f"[run] --no-reclaim: waiting up to {limit_s:.0f} s for an OOM kill")
-        while time.monotonic() < deadline and _vm_running(self.vm):
-            if any(f.kind in OOM_KINDS for f in self.vm.console_findings[mark:]):
-                time.sleep(2)  # let the kill finish and the guest breathe again
-                return
-            time.sleep(1)
-        log.warning("--no-reclaim: no OOM kill within %.0f s", limit_s)
 
     # -- the run ---------------------------------------------------------------
     def run(self, wanted: list[str]) -> None:
@@ -181,13 +163,14 @@ class Protocol:
             log.warning("interface missing: %s", iface)
             self._collect([])
             return
-        vm.run(G.start_sampler(), timeout=30, check=True)
+        vm.run(G.start_sampler(GUEST_FIFO if ctx.events else "/tmp/mem.ts"), timeout=30,
+               check=True)
         sampler = _HostSampler(vm)
         sampler.start()
         try:
-            if "clamping" in wanted:
-                with ctx.phase("clamping"):
-                    self._clamping()
+            if "contract" in wanted:
+                with ctx.phase("contract (selftest)"):
+                    self._contract()
             if "notifications" in wanted or "oom_absence" in wanted:
                 with ctx.phase("stress"):
                     self._stress()
@@ -199,33 +182,95 @@ class Protocol:
             with ctx.phase("collect"):
                 self._collect(sampler.samples)
 
-    def _clamping(self) -> None:
-        chunk = self.sc.get("clamping", "chunk_size")
-        hog = f"hog {self.sc.get('clamping', 'hog_mib')} {self.sc.get('clamping', 'hog_hold_ms')}"
-        wait = f"wait {self.sc.get('clamping', 'wait_ms')}"
+    def _contract(self) -> None:
+        """Run the series' own kselftest (shipped by prepare) and keep its KTAP output."""
+        prog = f"{SELFTEST_ROOT}/{self.sc.get('contract', 'program', str)}"
+        if self.vm.run(f"test -x {shlex.quote(prog)}", timeout=30).exit_status != 0:
+            self.ctx.observe("contract", {"missing": prog})
+            return
         start = self.ctx.console_mark()
-        self._mpctl(f"register {chunk} add +10 add -25 read", "underflow")
-        # Pressure for the next two comes from a small child cgroup's limit: its reclaim
-        # struggles at once, so a request would come if the counter allowed one.
-        root = self.sc.get("workload", "cgroup", str)
-        child = f"{root}/{self.sc.get('clamping', 'cgroup', str)}"
-        limit = self.sc.get("clamping", "limit_mib") * 1024 * 1024
-        self.vm.run(f"mkdir -p {child} && echo {limit} > {child}/memory.limit_in_bytes",
-                    timeout=30, check=True)
-        self._mpctl(f"register {chunk} {hog} {wait}", "zero_pressure", child)
-        self._mpctl(f"register {chunk} add +5 {hog} {wait} wait 500 read", "bounded", child)
-        self.vm.run(f"rmdir {child}", timeout=30)
-        self._mpctl(f"register {chunk} add +9223372036854775807 read add +10 read", "saturate")
-        for name, args in (
-            ("chunk_size_zero", "register-raw eventfd 0"),
-            ("not_an_eventfd", f"register-raw devnull {chunk}"),
-            ("unregistered_eventfd", "add-unregistered +1"),
-            ("malformed_count", f"register {chunk} add abc"),
-            ("count_overflows_s64", f"register {chunk} add 99999999999999999999"),
-            ("malformed_write", "write garbage"),
-        ):
-            self._mpctl(args, name)
-        self.ctx.observe("clamping", {"console": [start, self.ctx.console_mark()]})
+        timeout = float(self.sc.get("contract", "timeout_s"))
+        t0 = time.monotonic()
+        timed_out = False
+        try:
+            r = self.vm.run(f"cd {shlex.quote(prog.rsplit('/', 1)[0])} && "
+                            f"timeout {int(timeout)} {shlex.quote(prog)}", timeout=timeout + 30)
+            out, rc = r.stdout + r.stderr, r.exit_status
+            timed_out = rc == 124  # busybox timeout's status for a killed program
+        except InfraError:
+            if not _vm_running(self.vm):
+                raise
+            out, rc, timed_out = "", None, True
+        self.ctx.save("selftest.ktap", out)
+        self.ctx.observe("contract", {"exit": rc, "timed_out": timed_out,
+                                      "seconds": round(time.monotonic() - t0, 2),
+                                      "console": [start, self.ctx.console_mark()]})
+
+    def _work_bytes(self, factor: float, base_bytes: int | None = None) -> int:
+        """How much the workload must touch before it is done: ``factor`` x (RAM + swap)."""
+        if base_bytes is None:
+            base_bytes = self._max_chunks(1.0, 1)
+        return int(base_bytes * factor)
+
+    def _run_workload(self, argv: list[str], prefix: str, name: str, timeout_s: float,
+                      cgroup_procs: str | None = None,
+                      during: list[tuple[float, Callable[[], None]]] | None = None
+                      ) -> tuple[str, str, str]:
+        """Start a workload, act at given times while it runs, wait for its end.
+
+        Returns (how it ended, its event lines, its stderr). With the event stream the end is
+        an ``EXIT`` line on it (no SSH command per poll); without, the status file is polled.
+        A workload still running at ``timeout_s`` is stopped with SIGTERM: "did not finish"
+        is then what the checks see, the kernel's doing, not the rig's.
+        """
+        ev = self.ctx.events
+        fifo = GUEST_FIFO if ev else None
+        if fifo:
+            argv = [*argv, "--events", fifo]
+        mark = ev.mark() if ev else 0
+        self.vm.run(G.start_workload(argv, prefix, cgroup_procs, fifo, name), timeout=30,
+                    check=True)
+        t0 = time.monotonic()
+        ended = ""
+        for at, action in sorted(during or [], key=lambda x: x[0]):
+            ended = self._wait_end(prefix, name, mark, max(0.0, at - (time.monotonic() - t0)))
+            if ended:
+                break
+            action()
+        if not ended:
+            ended = self._wait_end(prefix, name, mark,
+                                   max(1.0, timeout_s - (time.monotonic() - t0)))
+        if not ended:
+            self._mark("SIGTERM (timeout)")
+            self._patient(f"kill -TERM $(cat {prefix}.pid) 2>/dev/null")
+            ended = self._wait_end(prefix, name, mark, 30) or "still running"
+            ended = f"{ended} (stopped after {timeout_s:.0f} s)"
+        end_mark = ev.mark() if ev else 0
+        if ev:
+            time.sleep(0.3)  # the relay may still be copying the last lines
+            lines = lines_with_prefix(ev.text(mark), "EV ", "SUMMARY")
+            err = self._patient(f"cat {prefix}.err").stdout
+        else:
+            r = self._patient(f"cat {prefix}.out; cat {prefix}.err >&2")
+            lines, err = r.stdout, r.stderr
+        self.ctx.observe(f"events_{name}", [mark, end_mark])
+        return ended, lines, err
+
+    def _wait_end(self, prefix: str, name: str, mark: int, timeout: float) -> str:
+        """How the workload ended, or "" if it still runs after ``timeout``."""
+        ev = self.ctx.events
+        if ev is None:
+            got = self._await_workload(prefix, timeout)
+            return "" if got == "still running" else got
+        pat = re.compile(rf"^EXIT {re.escape(name)} (\d+)\s*$", re.M)
+        m = ev.wait_for(pat, mark, timeout, lambda: _vm_running(self.vm))
+        if m is None:
+            if not _vm_running(self.vm):
+                raise InfraError("guest", f"gone while {name} ran (QMP: not running)")
+            return ""
+        rc = int(m.group(1))
+        return "exit 0" if rc == 0 else (f"killed by signal {rc - 128}" if rc > 128
+                                         else f"exit {rc}")
 
     def _stress(self) -> None:
         vm, ctx = self.vm, self.ctx
@@ -236,34 +281,33 @@ class Protocol:
         obs: dict[str, Any] = {"oom_kill_before": self._oom_kill()}
         start = ctx.console_mark()
         factor = float(self.sc.get("notifications", "working_set_factor", float))
-        argv = self._mpstress_argv(cg, self._max_chunks(factor, chunk))
-        prefix = "/tmp/mpstress"
-        self._mark("stress start", self._guest_uptime())
-        vm.run(G.start_workload(argv, prefix), timeout=30, check=True)
-        squeeze_at = self.sc.get("notifications", "squeeze_at_s")
+        work = self._work_bytes(float(self.sc.get("notifications", "work_factor", float)))
+        argv = [*self._mpstress_argv(cg, self._max_chunks(factor, chunk)),
+                "--until-bytes", str(work)]
+        obs["until_bytes"] = work
+        squeeze_at = float(self.sc.get("notifications", "squeeze_at_s"))
         squeeze_mib = self.sc.get("notifications", "squeeze_mib")
         hold = self.sc.get("notifications", "squeeze_hold_s")
-        stress_s = int(ctx.options.get("duration_s") or
-                       self.sc.get("notifications", "stress_s"))
         ram = ctx.vm_settings.ram_mib
-        t0 = time.monotonic()
-        if squeeze_at + hold < stress_s:
-            time.sleep(max(0.0, squeeze_at - (time.monotonic() - t0)))
+
+        def squeeze() -> None:
             obs["t_squeeze"] = self._now_guest()
             vm.balloon(ram - squeeze_mib)
             self._mark(f"balloon -{squeeze_mib} MiB", obs["t_squeeze"])
             time.sleep(hold)
             vm.balloon(ram)
             self._mark("balloon released")
-        time.sleep(max(0.0, stress_s - (time.monotonic() - t0)))
-        if self.no_reclaim:
-            self._await_oom_kill(start, float(self.sc.get("notifications", "no_reclaim_wait_s")))
-        self._mark("SIGTERM")
-        ended, out = self._stop_workload(prefix)
+
+        self._mark("stress start", self._guest_uptime())
+        timeout = float(ctx.options.get("duration_s") or
+                        self.sc.get("notifications", "stress_timeout_s"))
+        ended, lines, err = self._run_workload(argv, "/tmp/mpstress", "mpstress", timeout,
+                                               during=[(squeeze_at, squeeze)])
+        self._mark("stress end")
         obs["ended"] = ended
         obs["oom_kill_after"] = self._oom_kill()
-        ctx.save("mpstress.out", out.stdout)
-        ctx.save("mpstress.err", out.stderr)
+        ctx.save("mpstress.out", lines)
+        ctx.save("mpstress.err", err)
         ctx.save("dmesg-stress.txt", self._patient("dmesg").stdout)
         obs["console"] = [start, ctx.console_mark()]
         obs["qmp_status"] = vm.query_status()
@@ -274,24 +318,26 @@ class Protocol:
         cg = self.sc.get("workload", "cgroup", str)
         child = f"{cg}/{self.sc.get('child_cgroup', 'name', str)}"
         limit = self.sc.get("child_cgroup", "limit_mib") * 1024 * 1024
-        vm.run(f"mkdir -p {child} && echo {limit} > {child}/memory.limit_in_bytes", timeout=30,
-               check=True)
+        # memsw = limit + a little: the child cannot escape its limit into swap beyond the
+        # slack an asynchronous request needs, so without the shrinker's help its own OOM
+        # killer comes (fast); with it, the workload finishes.
+        memsw = limit + self.sc.get("child_cgroup", "swap_slack_mib") * 1024 * 1024
+        vm.run(f"mkdir -p {child} && echo {limit} > {child}/memory.limit_in_bytes && "
+               f"echo {memsw} > {child}/memory.memsw.limit_in_bytes", timeout=30, check=True)
         obs: dict[str, Any] = {"oom_kill_before": self._oom_kill(), "limit_bytes": limit}
         start = ctx.console_mark()
-        prefix = "/tmp/mpstress-child"
-        argv = self._mpstress_argv(child, self.sc.get("child_cgroup", "max_chunks"))
+        work = self._work_bytes(float(self.sc.get("child_cgroup", "work_factor", float)), limit)
+        argv = [*self._mpstress_argv(child, self.sc.get("child_cgroup", "max_chunks")),
+                "--until-bytes", str(work)]
         self._mark("child cgroup start", self._guest_uptime())
-        vm.run(G.start_workload(argv, prefix, f"{child}/cgroup.procs"), timeout=30, check=True)
-        time.sleep(self.sc.get("child_cgroup", "stress_s"))
-        ended, out = self._stop_workload(prefix)
+        ended, lines, err = self._run_workload(
+            argv, "/tmp/mpstress-child", "mpstress-child",
+            float(self.sc.get("child_cgroup", "timeout_s")), f"{child}/cgroup.procs")
         obs["ended"] = ended
         obs["oom_kill_after"] = self._oom_kill()
-        ctx.save("mpstress-child.out", out.stdout + ("\n# stderr:\n" + out.stderr
-                                                     if out.stderr else ""))
-        stats = vm.run(f"cat {child}/memory.failcnt {child}/memory.max_usage_in_bytes",
-                       timeout=30).stdout.split()
-        obs["failcnt"] = int(stats[0]) if len(stats) > 0 and stats[0].isdigit() else None
-        obs["max_usage"] = int(stats[1]) if len(stats) > 1 and stats[1].isdigit() else None
+        ctx.save("mpstress-child.out", lines + ("\n# stderr:\n" + err if err else ""))
+        stats = vm.run(f"cat {child}/memory.failcnt", timeout=30).stdout.split()
+        obs["failcnt"] = int(stats[0]) if stats and stats[0].isdigit() else None
         vm.run(f"rmdir {child}", timeout=30)  # removing the cgroup unregisters its shrinkers
         ctx.save("dmesg-child.txt", self._patient("dmesg").stdout)
         obs["console"] = [start, ctx.console_mark()]
@@ -301,7 +347,11 @@ class Protocol:
     def _collect(self, host_samples: list[dict[str, Any]]) -> None:
         try:
             self.ctx.save("dmesg.txt", self.vm.run("dmesg", timeout=60).stdout)
-            ts = self.vm.run("cat /tmp/mem.ts 2>/dev/null", timeout=60).stdout
+            if self.ctx.events:
+                ts = "".join(ln[4:] + "\n" for ln in self.ctx.events.text().splitlines()
+                             if ln.startswith("MEM "))
+            else:
+                ts = self.vm.run("cat /tmp/mem.ts 2>/dev/null", timeout=60).stdout
             self.ctx.save("memory-guest.tsv", "uptime_s mem_available_kib swap_total_kib "
                           "swap_free_kib\n" + ts)
         except InfraError as exc:

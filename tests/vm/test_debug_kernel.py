@@ -1,0 +1,44 @@
+"""The flagship scenario on a debug kernel (lockdep, atomic-sleep checks, KFENCE, UBSAN):
+its console must stay clean, and a series that sleeps under its spinlock must be caught.
+
+These need a second kernel configuration (kernel-config/debug.config), a full rebuild of
+the build dir: conftest.py runs them after every default-config test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.paths import PROJECT_ROOT
+
+pytestmark = [pytest.mark.vm, pytest.mark.debug_kernel]
+
+
+def _doc(run_dir: Path) -> dict[str, object]:
+    doc: dict[str, object] = json.loads((run_dir / "results.json").read_text())
+    return doc
+
+
+def test_debug_kernel_runs_the_scenario_with_a_clean_console(tmp_path: Path) -> None:
+    rc = main(["run", "--scenario", "mempressure-debug", "--run-dir", str(tmp_path / "run")])
+    doc = _doc(tmp_path / "run")
+    assert rc == 0, [(c["name"], c["summary"]) for c in doc["checks"]]  # type: ignore[index]
+    # The debug configuration really is the one booted: lockdep announces itself.
+    assert "Lock dependency validator" in (tmp_path / "run" / "console.log").read_text()
+
+
+def test_sleep_under_lock_is_caught_on_the_debug_kernel(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    rc = main(["run", "--scenario", "mempressure-debug", "--patches",
+               str(PROJECT_ROOT / "patches" / "mempressure-shrinker"), "--patches",
+               str(PROJECT_ROOT / "patches" / "tests" / "sleep-under-lock"),
+               "--check", "contract", "--run-dir", str(run_dir)])
+    doc = _doc(run_dir)
+    (res,) = doc["checks"]  # type: ignore[misc]
+    failed = [e["what"] for e in res["expectations"] if not e["ok"]]
+    assert (rc, res["status"]) == (1, "fail"), failed
+    assert "console clean while the selftest ran" in failed, failed
