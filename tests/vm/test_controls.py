@@ -42,6 +42,11 @@ CONTROLS = [
     ("no-descendants", "mempressure", "contract", "selftest: pressure_child_of_limited"),
     ("dead-shrinker", "mempressure", "contract", "selftest: pressure_at_most_advertised"),
     ("dead-shrinker", "mempressure", "notifications", "requests under pressure"),
+    ("ask-beyond-count", "mempressure", "notifications", "total asked <= total advertised"),
+    ("asks-on-write", "mempressure", "notifications",
+     "no request without pressure (chunks advertised, idle guest)"),
+    ("warn-on-request", "mempressure", "oom_absence",
+     "oops/BUG/WARNING/lockup on the console/dmesg"),
     # The claim the whole series rests on: the same workload, same settings, survives on the
     # series and is OOM-killed when the kernel never asks.
     ("dead-shrinker", "mempressure", "oom_absence", "oom_kill in /proc/vmstat"),
