@@ -66,35 +66,35 @@ _TIMESTAMP_LINE = re.compile(r"^(?:<\d{1,3}>)?\[\s*\d+\.\d+\]", re.M)
 _EMBEDDED = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*[TC]\d+\])? ?")
 _CUT_HERE = re.compile(r"-+\[ cut here \]-+\s*$")
 
-# Matched (re.match) against single prefix-stripped lines of a finished block.
-# The program counter line: x86 "RIP: 0010:fn+0x" (older: "RIP: 0010:[<a>]  [<a>]
-# fn+0x"), i386 "EIP:", arm64 "pc : fn+0x", arm "PC is at fn+0x", powerpc "NIP [a] fn+0x".
-_PC = re.compile(
-    r"(?:RIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\]\s+\[<[0-9a-f]+>\] )?"
+# One regex, matched against the raw lines of a finished block that a
+# substring test lets through, tells what each line is to the stack (one C
+# call per line instead of prefix stripping and several regexes).
+# After the console prefixes, one of:
+# - a stack header: x86/arm64 "Call Trace:"/"Call trace:", lockdep's "stack
+#   backtrace:", kmemleak, arm "Backtrace:", KCSAN's per-access "... on cpu N:";
+# - a program counter: x86 "RIP: 0010:fn+0x" (older: "RIP: 0010:[<a>]  [<a>]
+#   fn+0x"), i386 "EIP:", arm64 "pc : fn+0x", arm "PC is at fn+0x", powerpc "NIP [a] fn+0x";
+# - an arm frame "[<c05d5e14>] (lkdtm_BUG) from [<c05d5b44>] (caller+0x1c/0x24)"
+#   (each line names the callee, the next line its caller);
+# - a frame " fn+0x1/0x2" (optionally after "[<address>] " or "kmemleak:").
+# "? fn+0x" frames are unreliable guesses and match none of these.
+_STACK_LINE = re.compile(
+    r"(?:<\d{1,3}>)?(?:\[[ \t]*\d+\.\d+\])?(?:\[[ \t]*[TC]\d+\])? ?(?:"
+    r"(?P<start>Call [Tt]race:|stack backtrace:|(?:kmemleak:)?[ \t]*backtrace|Backtrace:"
+    r"|[^\n]* on cpu \d+:[ \t]*$)"
+    r"|(?:RIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\][ \t]+\[<[0-9a-f]+>\] )?"
     r"|EIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\] )?|pc : |PC is at |NIP \[[0-9a-f]+\] )"
-    r"(?P<fn>[A-Za-z_][\w.]*)\+0x"
-)
-_PC_WORDS = ("RIP: ", "EIP: ", "pc : ", "PC is at ", "NIP [")
-# A stack follows: x86/arm64 headers, kmemleak, arm "Backtrace:", and the
-# per-access stacks of KCSAN ("read to 0x.. of 8 bytes by task 1 on cpu 0:").
-_TRACE_START = re.compile(
-    r"(?:Call [Tt]race:|stack backtrace:|(?:kmemleak:)?\s*backtrace|Backtrace:"
-    r"|.* on cpu \d+:\s*$)"
-)
-_TRACE_WORDS = ("Call Trace:", "Call trace:", "backtrace", "Backtrace:", " on cpu ")
-_FRAME = re.compile(
-    r"\s*(?:kmemleak:\s+)?(?:\[<[0-9a-f]+>\] )?(?P<fn>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+"
-)
-# arm: "[<c05d5e14>] (lkdtm_BUG) from [<c05d5b44>] (lkdtm_do_action+0x1c/0x24)";
-# each line names one frame (the callee), the next line its caller.
-_ARM_FRAME = re.compile(
-    r"\s*\[<[0-9a-f]+>\] \((?P<fn>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from \[<"
+    r"(?P<pc>[A-Za-z_][\w.]*)\+0x"
+    r"|[ \t]*\[<[0-9a-f]+>\] \((?P<arm>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from \[<"
+    r"|[ \t]*(?:kmemleak:[ \t]+)?(?:\[<[0-9a-f]+>\] )?(?P<frame>[A-Za-z_][\w.]*)"
+    r"\+0x[0-9a-f]+/0x[0-9a-f]+"
+    r")"
 )
 _AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_][\w.]*)\+0x")
 _ACCESS = re.compile(r"(?P<access>Read|Write) of size")
 # Searched in a whole block: printk caller ids ("[    T49]", "[     C0]") after
 # the optional level and time, and dump_stack()'s and __warn()'s context header.
-_CALLER = re.compile(r"^(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?\[\s*([TC]\d+)\]", re.M)
+_CALLER = re.compile(r"(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?\[\s*([TC]\d+)\]")
 _CONTEXT = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+)(?: Comm:| at )")
 
 
@@ -107,8 +107,21 @@ def _finder(word: str) -> _Finder:
     Python's regex engine scans for a literal's first character in a tight
     loop, which is several times faster than ``str.find`` when that
     character is rare in console text (upper case, ``<``, ``-``, ``=``);
-    ``str.find`` wins for lower-case words.  Measured on the corpus.
+    ``str.find`` wins for lower-case words.  A word starting with ``[``
+    (on every console line: the timestamp) is searched from its second
+    character, which ``str.find`` finds at memchr speed when it is rare
+    (``#`` of "[#1]": 2.2x faster than searching "[#").  Measured on the corpus.
     """
+    if word[0] == "[" and len(word) > 1:
+        rest = word[1:]
+
+        def find_after_bracket(text: str, pos: int) -> int:
+            at = text.find(rest, pos + 1)
+            while at > 0 and text[at - 1] != "[":
+                at = text.find(rest, at + 1)
+            return at - 1 if at > 0 else -1
+
+        return find_after_bracket
     if word[0].isupper() or word[0] in "<-=":
         search = re.compile(re.escape(word)).search
 
@@ -182,42 +195,36 @@ def _strip(line: str) -> tuple[str, bool]:
     return line[end:], True
 
 
-def _stack(top: str | None, lines: list[str]) -> Iterator[str]:
-    """The functions of a report's stack, innermost first, from its raw lines.
+def _stack(top: str | None, text: str) -> Iterator[str]:
+    """The functions of a report's stack, innermost first, from its block.
 
     ``top``, the function named on the report's first line (WARNING, KASAN),
     then, in block order, program-counter lines (``RIP:``, ``pc :``...) and
-    the frames of call traces ("? " frames are unreliable and left out),
-    then the functions that took a listed lock (lockdep's "at: fn+0x"; a
-    report of held locks has no stack).  Lines are only stripped of their
-    prefixes when a cheap substring test says they may matter: this runs
-    for every finding.  Names lose their ``.constprop.0``-style suffixes.
+    the frames of call traces (frames before the first stack header are
+    not a stack: lockdep's "hardirqs last enabled at ... fn+0x"), then the
+    functions that took a listed lock (lockdep's "at: fn+0x"; a report of
+    held locks has no stack).  Lazy: the caller stops at the guilty frame.
+    Names lose their ``.constprop.0``-style suffixes.
     """
     if top:
         yield top.split(".", 1)[0]
     in_trace = False
-    for raw in lines:
+    match = _STACK_LINE.match
+    for raw in text.split("\n"):
         if "+0x" in raw:
-            line = None
-            if any(w in raw for w in _PC_WORDS):
-                line = _strip(raw)[0]
-                pc = _PC.match(line)
-                if pc:
-                    yield pc.group("fn").split(".", 1)[0]
-                    continue
-            if in_trace:
-                line = _strip(raw)[0] if line is None else line
-                frame = _ARM_FRAME.match(line) if " from [<" in raw else _FRAME.match(line)
-                if frame:
-                    yield frame.group("fn").split(".", 1)[0]
-                    continue
-        if any(w in raw for w in _TRACE_WORDS) and _TRACE_START.match(_strip(raw)[0]):
-            in_trace = True
-    for raw in lines:
-        if " at: " in raw:
-            at = _AT_FN.search(raw)
-            if at:
-                yield at.group("fn").split(".", 1)[0]
+            m = match(raw)
+            if m is None:
+                continue
+            kind = m.lastgroup
+            if kind == "pc" or (in_trace and kind != "start"):
+                yield m.group(kind or "frame").split(".", 1)[0]
+            elif kind == "start":
+                in_trace = True
+        elif not in_trace and ("race" in raw or " on cpu " in raw):
+            m = match(raw)
+            in_trace = m is not None and m.lastgroup == "start"
+    for at in _AT_FN.finditer(text):
+        yield at.group("fn").split(".", 1)[0]
 
 
 #: fn -> whether a skip rule matches it.  The rules are one long alternation
@@ -556,7 +563,7 @@ class ConsoleClassifier:
             # Only the first line is trusted: its own function, if not a helper.
             guilty = guilty_frame([top] if top else [])
         elif pattern.blames:
-            guilty = guilty_frame(_stack(top, text.split("\n")))
+            guilty = guilty_frame(_stack(top, text))
         else:
             guilty = ""
         if guilty:
@@ -614,7 +621,8 @@ class ConsoleClassifier:
         first = _CALLER.match(text)
         if first and text.count("][") == text.count("][" + first.group(0).rsplit("[", 1)[1]):
             return False
-        return len(set(_CALLER.findall(text))) > 1
+        callers = {m.group(1) for m in map(_CALLER.match, text.split("\n")) if m}
+        return len(callers) > 1
 
     def _finish(self, block: _Open, ended: str) -> None:
         block.ended = ended
