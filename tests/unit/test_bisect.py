@@ -44,12 +44,12 @@ def test_verdict_exit_codes() -> None:
 
 def test_statuses_to_verdict() -> None:
     P, F, E = Status.PASS, Status.FAIL, Status.ERROR
-    assert verdict_for_statuses({"clamping": P}, ["clamping"]) == Verdict.GOOD
-    assert verdict_for_statuses({"clamping": F}, ["clamping"]) == Verdict.BAD
-    assert verdict_for_statuses({"clamping": E}, ["clamping"]) == Verdict.SKIP
-    assert verdict_for_statuses({}, ["clamping"]) == Verdict.SKIP  # did not run: no evidence
+    assert verdict_for_statuses({"contract": P}, ["contract"]) == Verdict.GOOD
+    assert verdict_for_statuses({"contract": F}, ["contract"]) == Verdict.BAD
+    assert verdict_for_statuses({"contract": E}, ["contract"]) == Verdict.SKIP
+    assert verdict_for_statuses({}, ["contract"]) == Verdict.SKIP  # did not run: no evidence
     # only the named checks count
-    assert verdict_for_statuses({"clamping": P, "notifications": F}, ["clamping"]) == Verdict.GOOD
+    assert verdict_for_statuses({"contract": P, "notifications": F}, ["contract"]) == Verdict.GOOD
     assert verdict_for_statuses({"a": P, "b": E}, ["a", "b"]) == Verdict.SKIP
     assert verdict_for_statuses({"a": F, "b": E}, ["a", "b"]) == Verdict.BAD
 
@@ -58,21 +58,21 @@ def test_errors_to_verdict() -> None:
     assert verdict_for_error(BuildError("mm/vmpressure.c:10", "expected ';'")) == Verdict.SKIP
     assert verdict_for_error(InfraError("qemu", "no boot")) == Verdict.SKIP
     assert verdict_for_error(UsageError("patch x", "does not apply")) == Verdict.SKIP
-    assert verdict_for_error(CheckFailed("clamping", "read-back")) == Verdict.BAD
+    assert verdict_for_error(CheckFailed("contract", "read-back")) == Verdict.BAD
     assert verdict_for_error(SetupError("ccache", "missing")) is None  # abort: same everywhere
     assert verdict_for_error(RuntimeError("harness bug")) is None
 
 
 def _runner(tmp_path: Path, checks: list[str] | None = None, retries: int = 0) -> StepRunner:
     cfg = BisectConfig(mode="series", run_dir=str(tmp_path), scenario="mempressure",
-                       checks=checks or ["clamping"], retries=retries)
+                       checks=checks or ["contract"], retries=retries)
     return StepRunner(cfg)
 
 
 @pytest.mark.parametrize("outcome, expected", [
-    (Outcome({"clamping": Status.PASS}, "", "", 1.0), (Verdict.GOOD, 0)),
-    (Outcome({"clamping": Status.FAIL}, "", "", 1.0), (Verdict.BAD, 1)),
-    (Outcome({"clamping": Status.ERROR}, "ssh lost", "", 1.0), (Verdict.SKIP, 125)),
+    (Outcome({"contract": Status.PASS}, "", "", 1.0), (Verdict.GOOD, 0)),
+    (Outcome({"contract": Status.FAIL}, "", "", 1.0), (Verdict.BAD, 1)),
+    (Outcome({"contract": Status.ERROR}, "ssh lost", "", 1.0), (Verdict.SKIP, 125)),
     (BuildError("mm/vmpressure.c:3", "error: expected ';'"), (Verdict.SKIP, 125)),
     (InfraError("qemu", "boot timeout"), (Verdict.SKIP, 125)),
 ])
@@ -150,7 +150,7 @@ def test_run_target_records_steps_with_retries(tmp_path: Path,
     runner = _runner(tmp_path, retries=1)
     seq = iter([Status.FAIL, Status.PASS])
     monkeypatch.setattr(runner, "execute",
-                        lambda req, d: Outcome({"clamping": next(seq)}, "", str(d), 0.5))
+                        lambda req, d: Outcome({"contract": next(seq)}, "", str(d), 0.5))
     rec = runner.run_target("abc", "subject", BuildRequest())
     assert rec.verdict == Verdict.SKIP and len(rec.attempts) == 2
     [saved] = read_steps(tmp_path)
@@ -236,7 +236,7 @@ FAKE_MODULE = textwrap.dedent('''
         if text == "infra":
             raise InfraError("qemu", "boot timeout")
         status = {"good": Status.PASS, "bad": Status.FAIL}[text]
-        return Outcome({"clamping": status}, "", str(step_dir), 0.0)
+        return Outcome({"contract": status}, "", str(step_dir), 0.0)
 ''')
 
 
@@ -276,7 +276,7 @@ def history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list
 def _cfg(repo: Path, shas: list[str], run_dir: Path, retries: int = 0) -> BisectConfig:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = BisectConfig(mode="git", run_dir=str(run_dir), scenario="mempressure",
-                       checks=["clamping"], retries=retries, repo=str(repo), good=shas[0],
+                       checks=["contract"], retries=retries, repo=str(repo), good=shas[0],
                        bad=shas[-1])
     cfg.save()
     return cfg
@@ -388,7 +388,7 @@ def test_cli_git_bisect_writes_run_dir(history: tuple[Path, list[str]], tmp_path
     repo, shas = history
     run_dir = tmp_path / "clirun"
     rc = main(["bisect", "--repo", str(repo), "--good", shas[0], "--bad", "main",
-               "--check", "clamping", "--retries", "1", "--run-dir", str(run_dir)])
+               "--check", "contract", "--retries", "1", "--run-dir", str(run_dir)])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert f"first bad commit: {shas[4]} c4 bad" in out
@@ -434,11 +434,11 @@ def test_cli_series_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     def fake(self: StepRunner, req: BuildRequest, step_dir: Path) -> Outcome:
         k = len(load_series(req.series[0])) if req.series else 0
         seen.append(k)
-        return Outcome({"clamping": Status.FAIL if k >= 4 else Status.PASS}, "", "", 0.0)
+        return Outcome({"contract": Status.FAIL if k >= 4 else Status.PASS}, "", "", 0.0)
 
     monkeypatch.setattr(StepRunner, "execute", fake)
     run_dir = tmp_path / "run"
-    rc = main(["bisect", "--patches", str(series), "--source", str(src), "--check", "clamping",
+    rc = main(["bisect", "--patches", str(series), "--source", str(src), "--check", "contract",
                "--run-dir", str(run_dir)])
     out = capsys.readouterr().out
     assert rc == 0, out

@@ -155,7 +155,7 @@ def _bisect(repo: Path, good: str, bad: str, run_dir: Path,
             capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object], float]:
     t0 = time.monotonic()
     rc = main(["bisect", "--repo", str(repo), "--good", good, "--bad", bad,
-               "--check", "clamping", "--accel", os.environ.get("HARNESS_TEST_ACCEL", "tcg"),
+               "--check", "contract", "--accel", os.environ.get("HARNESS_TEST_ACCEL", "tcg"),
                "--run-dir", str(run_dir)])
     wall = time.monotonic() - t0
     out = capsys.readouterr().out
