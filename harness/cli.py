@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "build",
     "boot",
     "shell",
+    "exec",
     "run",
     "judge",
     "checks",
