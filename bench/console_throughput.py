@@ -14,6 +14,11 @@ fresh process: the two versions are both ``harness.console``.
 
     .venv/bin/python bench/console_throughput.py [--mb 100] [--runs 5] [--chunk 65536]
     .venv/bin/python bench/console_throughput.py --baseline HEAD~3 --runs 7
+    .venv/bin/python bench/console_throughput.py --logs '*clean*'   # a healthy run's console
+
+The whole corpus is one report per ~10 KB, far denser than a real console,
+so it measures the per-report work; ``--logs '*clean*'`` measures the common
+case, where only the trigger-word scan runs.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "data" / "console"
 
 
-def measure(mb: float, chunk: int) -> dict[str, float]:
+def measure(mb: float, chunk: int, pattern: str = "*.log") -> dict[str, float]:
     """One run in this process: MB/s wall and per CPU second, findings."""
     from harness.console import ConsoleClassifier
 
-    logs = sorted(CORPUS.glob("*.log"))
+    logs = sorted(CORPUS.glob(pattern))
     corpus = "".join(p.read_text() for p in logs)
     reps = int(mb * 1e6 / len(corpus.encode())) + 1
     text = corpus * reps
@@ -54,15 +59,16 @@ def measure(mb: float, chunk: int) -> dict[str, float]:
     }
 
 
-def run_worker(src: Path, mb: float, chunk: int) -> dict[str, float]:
+def run_worker(src: Path, mb: float, chunk: int, pattern: str) -> dict[str, float]:
     """One run in a fresh interpreter importing harness.console from ``src``."""
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2]);"
         "import console_throughput as b;"
-        "print(json.dumps(b.measure(float(sys.argv[3]), int(sys.argv[4]))))"
+        "print(json.dumps(b.measure(float(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(src), str(ROOT / "bench"), str(mb), str(chunk)],
+        [sys.executable, "-c", code, str(src), str(ROOT / "bench"), str(mb), str(chunk),
+         pattern],
         check=True, capture_output=True, text=True,
     ).stdout
     result: dict[str, float] = json.loads(out)
@@ -84,6 +90,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--chunk", type=int, default=65536)
     ap.add_argument("--baseline", metavar="REV", help="also measure harness/console at REV")
+    ap.add_argument("--logs", default="*.log", help="glob of corpus logs (default: all)")
     args = ap.parse_args()
     variants = {"new": ROOT}
     tmp = Path(tempfile.mkdtemp(prefix="console-bench-"))
@@ -94,7 +101,7 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
         for _ in range(args.runs):
             for name, src in variants.items():
-                results[name].append(run_worker(src, args.mb, args.chunk))
+                results[name].append(run_worker(src, args.mb, args.chunk, args.logs))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     medians = {}

@@ -33,6 +33,7 @@ Design (why it looks the way it does):
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -155,23 +156,30 @@ class _Prefilter:
     once per chunk however often the classifier asks.
     """
 
-    __slots__ = ("_next", "_text")
+    __slots__ = ("_best", "_next", "_text")
 
     def __init__(self) -> None:
         self._text = ""
         self._next = [-1] * len(PREFILTER_WORDS)
+        self._best = -1
 
     def reset(self, text: str) -> None:
         """Start on a new text (positions are only valid within one)."""
         self._text = text
         self._next = [-2] * len(PREFILTER_WORDS)
+        self._best = -2
 
     def search(self, text: str, pos: int) -> int:
         """Position of the first trigger word at or after ``pos``, or -1.
 
-        ``pos`` must not decrease between calls on the same text.
+        ``pos`` must not decrease between calls on the same text.  While
+        ``pos`` has not passed the last answer, that answer stands: every
+        word's next hit is at or after it (the per-word loop is skipped).
         """
         assert text is self._text
+        best = self._best
+        if best >= pos or best == -1:
+            return best
         nxt = self._next
         best = -1
         for i, find in enumerate(_WORD_FINDERS):
@@ -180,6 +188,7 @@ class _Prefilter:
                 at = nxt[i] = find(text, pos)
             if at >= 0 and (best < 0 or at < best):
                 best = at
+        self._best = best
         return best
 
 
@@ -246,13 +255,23 @@ def guilty_frame(stack: Iterable[str]) -> str:
     return ""
 
 
+_TEMPLATE_FIELDS: dict[str, frozenset[str]] = {}
+
+
+def _fields_of(template: str) -> frozenset[str]:
+    """The field names a title template needs (parsed once per template)."""
+    names = _TEMPLATE_FIELDS.get(template)
+    if names is None:
+        names = frozenset(f for _, f, _, _ in string.Formatter().parse(template) if f)
+        _TEMPLATE_FIELDS[template] = names
+    return names
+
+
 def _format_title(templates: tuple[str, ...], fields: dict[str, str]) -> str:
+    """The first template whose fields are all known, filled and normalised."""
     for template in templates:
-        try:
-            title = template.format_map(fields)
-        except KeyError:
-            continue
-        return normalise_title(title)
+        if _fields_of(template) <= fields.keys():
+            return normalise_title(template.format_map(fields))
     return normalise_title(templates[-1])
 
 

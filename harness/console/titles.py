@@ -34,12 +34,25 @@ _DIGIT = re.compile(r"\d")
 _SPACES = re.compile(r"\s{2,}|[^\S ]")
 
 
+#: Titles repeat (a lockup is reported every few seconds): remember them.
+_NORMALISED: dict[str, str] = {}
+_NORMALISED_MAX = 4096
+
+
 def normalise_title(title: str) -> str:
     """``title`` without run-specific numbers (idempotent)."""
+    done = _NORMALISED.get(title)
+    if done is not None:
+        return done
+    raw = title
     if _DIGIT.search(title):  # most titles have none: skip the rules
         for rx, repl in _RULES:
             title = rx.sub(repl, title)
-    return _SPACES.sub(" ", title).strip()
+    title = _SPACES.sub(" ", title).strip()
+    if len(_NORMALISED) >= _NORMALISED_MAX:
+        _NORMALISED.clear()
+    _NORMALISED[raw] = title
+    return title
 
 
 def signature_of(kind: str, title: str) -> str:
