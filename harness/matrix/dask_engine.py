@@ -56,11 +56,12 @@ def build_task(k: KernelSpec, names: list[str]) -> dict[str, Any]:
             "metadata_json": (art.dir / "metadata.json").read_text()}
 
 
-def _local_kernel(build: Mapping[str, Any], run_dir: Path) -> Path:
-    """The bzImage on this worker: the cached one, or the travelled bytes in the run dir."""
+def _local_kernel(build: Mapping[str, Any], run_dir: Path) -> Path | None:
+    """None when this worker's cache holds the artifact (the job's build is then a cache
+    hit); else the travelled bzImage, written into the job's run dir."""
     cached = Path(str(build["bzimage"]))
     if cached.is_file() and cached.read_bytes() == build["bzimage_bytes"]:
-        return cached
+        return None
     d = run_dir / "kernel"
     d.mkdir(parents=True, exist_ok=True)
     (d / "bzImage").write_bytes(build["bzimage_bytes"])
@@ -91,8 +92,9 @@ def job_task(job: Job, build: dict[str, Any], run_dir: str, accel: str,
     started.set(me)  # type: ignore[no-untyped-call]
     rd = Path(run_dir)
     kernel = _local_kernel(build, rd)
-    return run_job(job, kernel, rd, {**kinfo, "bzimage": str(kernel)}, accel, timeout_s,
-                   worker=me).to_json()
+    if kernel is not None:
+        kinfo = {**kinfo, "bzimage": str(kernel), "travelled": True}
+    return run_job(job, kernel, rd, kinfo, accel, timeout_s, worker=me).to_json()
 
 
 def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_root: Path,

@@ -49,25 +49,26 @@ def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
              python: str = sys.executable) -> list[str]:
     """The ``harness run`` command line of a job.
 
-    With ``kernel`` (the normal case: the matrix built it first) the job only
-    boots it; without, the job's own build options are passed and it builds.
+    Without ``kernel`` (the normal case) the job gets its kernel's build options,
+    spelled out in full so that they mean exactly :func:`build_request` -- the
+    matrix has built it already, so the job's build is a cache hit in seconds, and
+    the run keeps what a prebuilt image loses (the source tree the scenario may
+    build its guest tools from). ``kernel`` (a bzImage that travelled to a worker
+    without the artifact) boots that image instead.
     """
     argv = [python, "-m", "harness", "run", "--scenario", job.scenario.path,
             "--run-dir", str(run_dir), "--json", "--accel", accel]
     if kernel is not None:
         argv += ["--kernel", str(kernel)]
     else:
-        k = job.kernel
-        if k.source:
-            argv += ["--source", k.source]
-        if k.rev:
-            argv += ["--rev", k.rev]
-        if k.series is not None:
-            for s in k.series or ("none",):
-                argv += ["--patches", s]
-        if k.fragments is not None:
-            argv += ["--config", ",".join(k.fragments)]
-        argv += ["--base", k.base]
+        req = build_request(job.kernel)
+        if req.source is not None:
+            argv += ["--source", str(req.source)]
+        if req.rev:
+            argv += ["--rev", req.rev]
+        for s in req.series or (Path("none"),):
+            argv += ["--patches", str(s)]
+        argv += ["--config", ",".join(req.fragments), "--base", req.base]
     if job.vm.ram_mib is not None:
         argv += ["--ram", str(job.vm.ram_mib)]
     if job.vm.swap_mib is not None:

@@ -62,7 +62,8 @@ def run_local(jobs: Sequence[Job], kernels: Mapping[str, KernelBuild], costs: Ma
                     kb = kernels[job.kernel.name]
                     log.info("matrix: start %s (%d running, %d waiting)", job.id,
                              len(running) + 1, len(pending))
-                    running[pool.submit(run_job, job, bzimage_of(kb), run_root / job.slug,
+                    # built above: the job's own build is a cache hit (see job_argv)
+                    running[pool.submit(run_job, job, None, run_root / job.slug,
                                         kb.to_json(), accel, timeout_s, "local", stop)] = job
                 if not running:  # nothing fits even alone: checked up front, so a bug
                     raise RuntimeError("matrix: no pending job fits an idle machine")

@@ -152,7 +152,23 @@ def test_job_argv_boots_the_prebuilt_kernel() -> None:
         assert part in s
     own = job_argv(Job(KernelSpec("k", series=()), ScenarioSpec("c", "c"), VMSize("d")),
                    None, Path("/r"), python="py")
-    assert "--patches none" in " ".join(own) and "--ram" not in own
+    assert "--patches none" in " ".join(own) and "--ram" not in own and "--kernel" not in own
+
+
+def test_job_build_options_mean_exactly_the_matrix_build() -> None:
+    """The job's `harness run` options parse back to the request the matrix built."""
+    import argparse
+
+    from harness.commands.build import add_build_options, request_from_args
+    from harness.matrix.job import build_request
+
+    for k in (KernelSpec("d"), KernelSpec("n", series=()),
+              KernelSpec("x", "/src", "v1", ("/p/a", "/p/b"), ("guest", "extra"), "defconfig")):
+        argv = job_argv(Job(k, ScenarioSpec("c", "c"), VMSize("d")), None, Path("/r"), python="p")
+        p = argparse.ArgumentParser()
+        add_build_options(p)
+        args, _ = p.parse_known_args(argv[4:])
+        assert request_from_args(args) == build_request(k), k
 
 
 def test_exit_status_is_the_verdict() -> None:

@@ -1,7 +1,7 @@
 """harness matrix end to end: real kernels, real QEMU, two guests at once, a real Dask cluster.
 
-Kept modest for CI (2 cores): the flagship scenario with only its clamping check
-(``--check clamping``, ~25 s a job), the cached flagship kernel, 2-3 jobs per test.
+Kept modest for CI (2 cores): the flagship scenario with only its contract check
+(``--check contract``, ~20 s a job), the cached flagship kernel, 2-3 jobs per test.
 
 1. Local pool: the flagship and the broken-clamp negative control side by side --
    two VMs at once that must not collide (SSH ports, run dirs, QMP sockets), one
@@ -37,8 +37,8 @@ BIN = Path(sys.executable).parent
 
 
 def _plan(tmp: Path, kernels: str, vms: list[tuple[str, int]]) -> Path:
-    text = (f'name = "t"\n{kernels}\n[[scenario]]\nname = "clamping"\npath = "mempressure"\n'
-            'checks = ["clamping"]\n')
+    text = (f'name = "t"\n{kernels}\n[[scenario]]\nname = "contract"\npath = "mempressure"\n'
+            'checks = ["contract"]\n')
     for name, ram in vms:
         text += f'[[vm]]\nname = "{name}"\nram_mib = {ram}\nswap_mib = 128\n'
     p = tmp / "plan.toml"
@@ -70,8 +70,10 @@ def test_local_pool_two_vms_at_once_and_the_negative_control_fails(tmp_path: Pat
     jobs = {j["job_id"]: j for j in doc["jobs"]}
     print(f"\nlocal matrix: exit {rc}, wall {wall:.0f}s, jobs "
           + ", ".join(f"{k} {j['status']} {j['seconds']:.0f}s" for k, j in jobs.items()))
-    assert jobs["flagship/clamping/256m"]["status"] == "pass"
-    assert jobs["broken/clamping/256m"]["status"] == "fail"  # the negative control bites
+    assert jobs["flagship/contract/256m"]["status"] == "pass"
+    # the check really ran (a skipped check would pass vacuously)
+    assert [c["status"] for c in jobs["flagship/contract/256m"]["checks"]] == ["pass"]
+    assert jobs["broken/contract/256m"]["status"] == "fail"  # the negative control bites
     assert rc == 1 and doc["verdict"] == "fail"
     runs = [Path(j["run_dir"]) for j in jobs.values()]
     assert len(set(runs)) == 2 and all((r / "results.json").is_file() for r in runs)
@@ -83,10 +85,10 @@ def test_local_pool_two_vms_at_once_and_the_negative_control_fails(tmp_path: Pat
     assert len({k["key"] for k in doc["kernels"]}) == 2  # one build per distinct kernel
     kdoc = json.loads((out / "kcidb.json").read_text())
     kcidb.validate(kdoc)  # real output validates
-    assert sorted(t["status"] for t in kdoc["tests"] if t["path"] == "clamping.clamping") == [
+    assert sorted(t["status"] for t in kdoc["tests"] if t["path"] == "mempressure.contract") == [
         "FAIL", "PASS"]
     assert len(kdoc["builds"]) == 2
-    assert 'href="flagship--clamping--256m/report.html"' in (out / "matrix.html").read_text()
+    assert 'href="flagship--contract--256m/report.html"' in (out / "matrix.html").read_text()
     assert all(_qemu_gone(r) for r in runs)
 
 
@@ -166,6 +168,7 @@ def test_dask_cluster_runs_the_plan_and_a_dead_worker_is_an_infra_error(
     assert victim["status"] == "error" and "infrastructure error" in victim["detail"], text
     others = [j for d, j in by_dir.items() if d != victim_dir]
     assert [j["status"] for j in others] == ["pass", "pass"], text
+    assert [c["status"] for j in others for c in j["checks"]] == ["pass", "pass"]
     assert proc.returncode == 3 and doc["verdict"] == "error"
     assert doc["engine"].startswith("dask")
     # the killed job's harness run unwound: its QEMU is gone, not orphaned
