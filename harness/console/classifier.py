@@ -81,14 +81,15 @@ _CUT_HERE = re.compile(r"-+\[ cut here \]-+\s*$")
 # "? fn+0x" frames are unreliable guesses and match none of these.
 _STACK_LINE = re.compile(
     r"(?:<\d{1,3}>)?(?:\[[ \t]*\d+\.\d+\])?(?:\[[ \t]*[TC]\d+\])? ?(?:"
-    r"(?P<start>Call [Tt]race:|stack backtrace:|(?:kmemleak:)?[ \t]*backtrace|Backtrace:"
-    r"|[^\n]* on cpu \d+:[ \t]*$)"
+    # most lines tried are frames: that alternative first
+    r"[ \t]*(?:kmemleak:[ \t]+)?(?:\[<[0-9a-f]+>\] )?(?P<frame>[A-Za-z_][\w.]*)"
+    r"\+0x[0-9a-f]+/0x[0-9a-f]+"
     r"|(?:RIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\][ \t]+\[<[0-9a-f]+>\] )?"
     r"|EIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\] )?|pc : |PC is at |NIP \[[0-9a-f]+\] )"
     r"(?P<pc>[A-Za-z_][\w.]*)\+0x"
     r"|[ \t]*\[<[0-9a-f]+>\] \((?P<arm>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from \[<"
-    r"|[ \t]*(?:kmemleak:[ \t]+)?(?:\[<[0-9a-f]+>\] )?(?P<frame>[A-Za-z_][\w.]*)"
-    r"\+0x[0-9a-f]+/0x[0-9a-f]+"
+    r"|(?P<start>Call [Tt]race:|stack backtrace:|(?:kmemleak:)?[ \t]*backtrace|Backtrace:"
+    r"|[^\n]* on cpu \d+:[ \t]*$)"
     r")"
 )
 _AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_][\w.]*)\+0x")
@@ -98,6 +99,15 @@ _ACCESS = re.compile(r"(?P<access>Read|Write) of size")
 _CALLER = re.compile(r"(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?\[\s*([TC]\d+)\]")
 _CONTEXT = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+)(?: Comm:| at )")
 
+
+#: Every row's start regex as one alternation, row i as capturing group i+1
+#: (the rows' own groups made non-capturing): one C-level match tells which
+#: row, if any, a line starts -- the first in table order, as a loop over the
+#: rows would.  Most candidate lines match no row; they cost one call.
+_ANY_ROW = re.compile(
+    "|".join("(" + re.sub(r"\(\?P<\w+>", "(?:", p.start.pattern) + ")" for p in PATTERNS)
+)
+assert _ANY_ROW.groups == len(PATTERNS), "a start regex has an unnamed capturing group"
 
 _Finder = Callable[[str, int], int]
 
@@ -401,11 +411,13 @@ class ConsoleClassifier:
 
     @staticmethod
     def _match_row(stripped: str) -> tuple[Pattern, re.Match[str]] | None:
-        for pattern in PATTERNS:
-            m = pattern.start.match(stripped)
-            if m is not None:
-                return pattern, m
-        return None
+        which = _ANY_ROW.match(stripped)
+        if which is None or which.lastindex is None:
+            return None
+        pattern = PATTERNS[which.lastindex - 1]
+        m = pattern.start.match(stripped)
+        assert m is not None  # the same regex, with its group names
+        return pattern, m
 
     def _is_cut_here(self, raw: str) -> bool:
         stripped, prefixed = _strip(raw.rstrip("\r\n"))
@@ -634,11 +646,11 @@ class ConsoleClassifier:
             return False
         if text.count("PID: ") > 1 and len(set(_CONTEXT.findall(text))) > 1:
             return True
-        if "][" not in text:
+        first = _CALLER.match(text)
+        if first is None:  # no CONFIG_PRINTK_CALLER (or not a kernel line)
             return False
         # Cheap common case: every "][" is the first line's own caller id.
-        first = _CALLER.match(text)
-        if first and text.count("][") == text.count("][" + first.group(0).rsplit("[", 1)[1]):
+        if text.count("][") == text.count("][" + first.group(0).rsplit("[", 1)[1]):
             return False
         callers = {m.group(1) for m in map(_CALLER.match, text.split("\n")) if m}
         return len(callers) > 1

@@ -34,7 +34,7 @@ Whether an OOM is expected is the scenario's call, hence the separate kinds.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from harness.console.types import Severity
@@ -117,11 +117,12 @@ class Pattern:
     #: other CPUs, all blocked tasks): a second "CPU: N PID: M" header or
     #: another printk caller id in its block is not an interleaved report.
     multi_context: bool = False
+    #: Derived: a title names the guilty function, so the stack is walked.
+    blames: bool = field(init=False)
 
-    @property
-    def blames(self) -> bool:
-        """Whether a title names a function: only then is the stack walked."""
-        return any("{fn}" in t for t in (*self.titles, *self.alt_titles))
+    def __post_init__(self) -> None:
+        blames = any("{fn}" in t for t in (*self.titles, *self.alt_titles))
+        object.__setattr__(self, "blames", blames)
 
 
 def _re(pattern: str) -> re.Pattern[str]:
