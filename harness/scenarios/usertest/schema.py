@@ -158,25 +158,34 @@ def _step(d: dict[str, Any], where: str) -> Step:
     return Step(name, run, timeout, exits, output, must_pass, tuple(extracts), tty)
 
 
-def _ship(d: dict[str, Any], where: str, base: Path) -> Ship:
+def _ship(d: dict[str, Any], where: str, base: Path, check_files: bool) -> Ship:
     _unknown(d, {"src", "dest"}, where)
     src: str = _get(d, "src", str, where, required=True)
     dest: str = _get(d, "dest", str, where, required=True)
     if not dest.startswith("/"):
         raise UsageError(f"{where} dest", f"{dest!r} must be an absolute guest path")
     path = (base / src).resolve()
-    if not path.exists():
+    if check_files and not path.exists():
         raise UsageError(f"{where} src", f"{path} does not exist")
     return Ship(path, dest.rstrip("/") or "/")
+
+
+def _is_run_dir_copy(path: Path) -> bool:
+    """The copy of a scenario a run dir keeps for ``harness judge``: its ``[[ship]]`` sources
+    lived beside the original and are not needed to judge."""
+    from harness.core.runner import RUN_META, SPEC_COPY
+
+    return path.name == SPEC_COPY and (path.parent / RUN_META).is_file()
 
 
 def parse_usertest(spec: ScenarioSpec) -> UserTest:
     """The user-test sections of ``spec``; UsageError names the file and key at fault."""
     f = str(spec.path)
     data = spec.data
+    check_files = not _is_run_dir_copy(spec.path)
     _unknown(data, _TOP_KEYS, f)
     description = _get(data, "description", str, f, "")
-    ships = tuple(_ship(x, f"{f} [[ship]] {i + 1}", spec.path.parent)
+    ships = tuple(_ship(x, f"{f} [[ship]] {i + 1}", spec.path.parent, check_files)
                   for i, x in enumerate(_tables(data.get("ship"), f"{f} ship")))
     ks = _table(data.get("kselftest", {}), f"{f} [kselftest]")
     _unknown(ks, {"targets", "programs"}, f"{f} [kselftest]")
