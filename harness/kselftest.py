@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the layout of a cache entry changes
 GUEST_ROOT = "/opt/kselftest"  # <target>/ lands under here, beside run_kselftest.sh
 SELFTESTS = Path("tools/testing/selftests")
-_TARGET_RE = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_TARGET_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 # What a kselftest build reads besides the targets' own directories.
 _COMMON_INPUTS = ("tools/include", "tools/scripts", "tools/build", "include/uapi",
                   "arch/x86/include/uapi", "scripts/subarch.include", "Makefile",
