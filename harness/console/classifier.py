@@ -93,7 +93,6 @@ _STACK_LINE = re.compile(
     r")"
 )
 _AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_][\w.]*)\+0x")
-_ACCESS = re.compile(r"(?P<access>Read|Write) of size")
 # Searched in a whole block: printk caller ids ("[    T49]", "[     C0]") after
 # the optional level and time, and dump_stack()'s and __warn()'s context header.
 _CALLER = re.compile(r"(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?\[\s*([TC]\d+)\]")
@@ -244,6 +243,20 @@ def _stack(top: str | None, text: str) -> Iterator[str]:
             in_trace = m is not None and m.lastgroup == "start"
     for at in _AT_FN.finditer(text):
         yield at.group("fn").split(".", 1)[0]
+
+
+def _read_body_fields(pattern: Pattern, text: str, fields: dict[str, str]) -> None:
+    """Set ``pattern.body_fields`` from the block's lines (first match per name)."""
+    lines = text.split("\n")[1:]
+    for bf in pattern.body_fields:
+        if bf.name in fields:
+            continue
+        for raw in lines:
+            if bf.needle in raw:
+                m = bf.regex.match(_strip(raw)[0])
+                if m:
+                    fields[bf.name] = bf.value or m.group(bf.name)
+                    break
 
 
 #: fn -> whether a skip rule matches it.  The rules are one long alternation
@@ -599,12 +612,8 @@ class ConsoleClassifier:
             guilty = ""
         if guilty:
             fields["fn"] = guilty
-        if pattern.kind == "kasan":
-            for line in text.split("\n"):
-                access = _ACCESS.match(_strip(line)[0]) if " of size" in line else None
-                if access:
-                    fields["access"] = access.group("access")
-                    break
+        if pattern.body_fields and not corrupted:
+            _read_body_fields(pattern, text, fields)
         kind, severity, titles = pattern.kind, pattern.severity, pattern.titles
         if pattern.alt_kind and "alt" in block.end_groups:
             kind, severity, titles = pattern.alt_kind, pattern.alt_severity, pattern.alt_titles

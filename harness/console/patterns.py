@@ -49,6 +49,7 @@ __all__ = [
     "End",
     "Pattern",
     "SkipRule",
+    "BodyField",
 ]
 
 
@@ -78,6 +79,22 @@ END_TASK = "</TASK>"
 
 _END_TASK_RE = re.compile(r"\s*</TASK>\s*$")
 _SEPARATOR_RE = re.compile(r"={20,}\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class BodyField:
+    """A title field read from a line of the block rather than its first line.
+
+    The first block line containing ``needle`` whose prefix-stripped text
+    matches ``regex`` sets field ``name``: to ``value`` if given, else to the
+    regex's group of that name.  KASAN says Read or Write on its second line;
+    old UBSAN gives its reason there, in words that map to today's names.
+    """
+
+    name: str
+    needle: str
+    regex: re.Pattern[str]
+    value: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +134,8 @@ class Pattern:
     #: other CPUs, all blocked tasks): a second "CPU: N PID: M" header or
     #: another printk caller id in its block is not an interleaved report.
     multi_context: bool = False
+    #: Fields read from later lines of the block (first match per name wins).
+    body_fields: tuple[BodyField, ...] = ()
     #: Derived: a title names the guilty function, so the stack is walked.
     blames: bool = field(init=False)
 
@@ -314,6 +333,7 @@ PATTERNS: tuple[Pattern, ...] = (
         titles=("KASAN: {what} {access} in {fn}", "KASAN: {what} in {fn}", "KASAN: {what}"),
         marker="=" * 20,
         end=_SEPARATOR_RE,
+        body_fields=(BodyField("access", " of size", _re(r"(?P<access>Read|Write) of size")),),
     ),
     Pattern(
         kind="kmsan",
@@ -355,13 +375,36 @@ PATTERNS: tuple[Pattern, ...] = (
     ),
     Pattern(
         # Before v5.x: "UBSAN: Undefined behaviour in FILE:LINE:COL" between
-        # two "=====" lines, the reason on the next line.
+        # two "=====" lines, the reason on the next line; named the way
+        # today's lib/ubsan.c names it, so that the same bug keeps its title.
         kind="ubsan",
         start=_re(r"UBSAN: Undefined behaviour in (?P<file>[^:\s]+)"),
         severity=Severity.ERROR,
-        titles=("UBSAN: Undefined behaviour in {fn}", "UBSAN: Undefined behaviour in {file}"),
+        titles=(
+            "UBSAN: {what} in {fn}",
+            "UBSAN: Undefined behaviour in {fn}",
+            "UBSAN: Undefined behaviour in {file}",
+        ),
         marker="=" * 20,
         end=_SEPARATOR_RE,
+        body_fields=tuple(
+            BodyField("what", needle, _re(r".*" + re.escape(needle)), what)
+            for needle, what in (
+                ("shift exponent", "shift-out-of-bounds"),
+                ("left shift of", "shift-out-of-bounds"),
+                ("is out of range for type", "array-index-out-of-bounds"),
+                ("signed integer overflow", "signed-integer-overflow"),
+                ("unsigned integer overflow", "unsigned-integer-overflow"),
+                ("negation of", "negation-overflow"),
+                ("division by zero", "division-overflow"),
+                ("division of", "division-overflow"),
+                ("null pointer of type", "null-ptr-deref"),
+                ("misaligned address", "misaligned-access"),
+                ("with insufficient space", "object-size-mismatch"),
+                ("calling __builtin_unreachable", "unreachable"),
+                ("is not a valid value for type", "invalid-load"),
+            )
+        ),
     ),
     # --- page faults: "BUG: ..." then an "Oops: ..." die() header ----------
     Pattern(

@@ -319,6 +319,27 @@ def test_new_format_first_lines(text: str, kind: str, title: str) -> None:
     assert (f.kind, f.title.removeprefix("corrupted report: ")) == (kind, title)
 
 
+def test_old_ubsan_gets_todays_title_for_the_same_bug() -> None:
+    """v4.x "Undefined behaviour in" + reason line == v6.x "shift-out-of-bounds in"."""
+    (old,) = classify_text((CORPUS / "fmt-ubsan-v4.log").read_text())
+    new_format = (
+        "[ 3.1] ------------[ cut here ]------------\n"
+        "[ 3.1] UBSAN: shift-out-of-bounds in net/ipv4/tcp_input.c:3521:13\n"
+        "[ 3.1] shift exponent 32 is too large for 32-bit type 'int'\n"
+        "[ 3.1] CPU: 1 UID: 0 PID: 1 Comm: init Not tainted 6.12.117 #1\n"
+        "[ 3.1] Call Trace:\n[ 3.1]  <IRQ>\n[ 3.1]  dump_stack_lvl+0x1/0x2\n"
+        "[ 3.1]  __ubsan_handle_shift_out_of_bounds+0x1/0x2\n"
+        "[ 3.1]  tcp_ack_update_rtt+0x1/0x2\n[ 3.1]  </IRQ>\n"
+        "[ 3.1] ---[ end trace ]---\n"
+    )
+    (new,) = classify_text(new_format)
+    assert old.title == new.title == "UBSAN: shift-out-of-bounds in tcp_ack_update_rtt"
+    assert old.signature == new.signature
+    unknown = (CORPUS / "fmt-ubsan-v4.log").read_text().replace("shift exponent", "weird thing")
+    (f,) = classify_text(unknown)
+    assert f.title == "UBSAN: Undefined behaviour in tcp_ack_update_rtt"
+
+
 @pytest.mark.parametrize(
     "line",
     [
