@@ -27,7 +27,8 @@ class UserTestType:
 
     def checks(self, spec: ScenarioSpec) -> Sequence[CheckDef]:
         test = parse_usertest(spec)
-        defs = [CheckDef(s.name, step_title(s), step_files(s.name)[0]) for s in test.steps]
+        defs = [CheckDef(s.name, step_title(s), step_files(s.name)[0], s.control)
+                for s in test.steps]
         defs.append(CheckDef(CONSOLE_CHECK, f"console: clean, OOM kill {test.oom}",
                              "console.log"))
         return defs

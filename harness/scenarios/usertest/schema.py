@@ -25,7 +25,7 @@ _NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 _TOP_KEYS = {"name", "type", "description", "checks", "kernel", "vm", "ship", "kselftest",
              "step", "console"}
 _STEP_KEYS = {"name", "run", "timeout_s", "expect_exit", "output", "cases_must_pass", "tty",
-              "extract"}
+              "control", "extract"}
 _EXTRACT_KEYS = {"name", "regex", "min", "max"}
 
 
@@ -49,6 +49,7 @@ class Step:
     cases_must_pass: bool = True
     extracts: tuple[Extract, ...] = ()
     tty: bool = False  # run on a pseudo-terminal: line-buffered stdio, stderr into stdout
+    control: str = ""  # the negative control that makes this step fail (`harness checks`)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def _step(d: dict[str, Any], where: str) -> Step:
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise UsageError(f"{where} extract", f"name {dup!r} used twice")
-    return Step(name, run, timeout, exits, output, must_pass, tuple(extracts), tty)
+    control: str = _get(d, "control", str, where, "")
+    return Step(name, run, timeout, exits, output, must_pass, tuple(extracts), tty, control)
 
 
 def _ship(d: dict[str, Any], where: str, base: Path, check_files: bool) -> Ship:
