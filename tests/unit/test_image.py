@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,13 @@ def test_host_key_is_what_dropbear_reads(tmp_path: Path) -> None:
     assert printed.split()[:2] == line.split()[:2]
     blob2, line2 = runfiles.make_host_key()
     assert blob2 != blob and line2 != line  # fresh per run
+
+
+def test_paramiko_imported_without_invoke_and_invoke_still_importable() -> None:
+    # A fresh interpreter: this one may have imported paramiko already.
+    code = ("import sys, harness.image, paramiko.config as c; "
+            "assert c.invoke is None and 'invoke' not in sys.modules; "
+            "import importlib.util as u; "
+            "u.find_spec('invoke') is None or __import__('invoke'); print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "ok", r.stderr
