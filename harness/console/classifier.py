@@ -10,8 +10,12 @@ Design (why it looks the way it does):
   containing a trigger word (``PREFILTER_WORDS``); only those are stripped of
   their console prefixes and matched against the pattern table.  Inside an
   open report the end marker is found the same way, by literal search.  Line
-  numbers come from ``str.count("\\n")`` over the skipped spans.  About
-  110 MB/s per CPU second on the corpus (bench/console_throughput.py).
+  numbers come from ``str.count("\\n")`` over the skipped spans.  A
+  candidate line is matched against every row at once (one alternation).
+  Measured with bench/console_throughput.py on a 2-core machine under load
+  ~4 (other VMs and a kernel build): clean consoles ~107 MB/s per CPU second,
+  the report-dense corpus ~61 MB/s, 0.97x the v1 classifier measured side
+  by side (median of 11 paired runs) while doing the per-report work below.
 * Once the stream has shown kernel timestamps (``[   1.234567]``), a report
   may only start on a line carrying one: user space writing "BUG: ..." to
   the same console then cannot fake a report.  A kernel line glued to the end

@@ -24,7 +24,8 @@ need no ``{fn}``.  Templates never use pids, addresses or CPU numbers: a
 title must be the same on every run of the same bug (titles.py).
 
 Severities (see :class:`~harness.console.types.Severity`): only a panic is
-fatal.  Oops/BUG/sanitizer reports, traps and lockups are errors.  WARN_ON,
+fatal.  Oops/BUG/sanitizer (KASAN, KMSAN, KCSAN, UBSAN, KFENCE) reports,
+traps (divide error), lockups and a leaked netdev reference are errors.  WARN_ON,
 lockdep's "possible" deadlocks, hung tasks (TCG is slow enough to make them
 appear spuriously), leaks, allocation failures and global OOM kills are
 warnings.  A memcg OOM kill is the memory controller doing its job: info.
