@@ -712,21 +712,24 @@ PATTERNS: tuple[Pattern, ...] = (
 #: over the whole chunk and only looks at the lines they hit, which is what
 #: makes clean console text cheap.
 PREFILTER_WORDS: tuple[str, ...] = (
-    "Kernel panic",
+    # Long words where the rows allow: str.find skips ahead by the needle's
+    # length, so "Kernel panic - not syncing" is found ~1.6x faster than
+    # "Kernel panic" (bench/console_throughput.py).
+    "Kernel panic - not syncing",
     "BUG",
     "UBSAN: ",
     "[#",
     "LOCKUP",
-    "PANIC: ",
+    "PANIC: double fault",
     "INFO: ",
     "WARNING: ",
     "unreferenced object",
-    "oom-killer",
+    "invoked oom-killer",
     "Killed process",
     "page allocation failure",
     "cut here",
     "Unable to handle kernel",
-    "unregister_netdevice",
+    "unregister_netdevice: waiting for",
 )
 
 #: Every kind a Finding can have.
