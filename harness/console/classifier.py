@@ -664,8 +664,8 @@ class ConsoleClassifier:
         first = _CALLER.match(text)
         if first is None:  # no CONFIG_PRINTK_CALLER (or not a kernel line)
             return False
-        # Cheap common case: every "][" is the first line's own caller id.
-        if text.count("][") == text.count("][" + first.group(0).rsplit("[", 1)[1]):
+        # Cheap common case: every line carries the first line's caller id.
+        if text.count("][" + first.group(0).rsplit("[", 1)[1]) == text.count("\n") + 1:
             return False
         callers = {m.group(1) for m in map(_CALLER.match, text.split("\n")) if m}
         return len(callers) > 1

@@ -583,6 +583,13 @@ PATTERNS: tuple[Pattern, ...] = (
         titles=("{what} in {fn}", "{what}"),
     ),
     Pattern(
+        # register_lock_class() on a lock whose key is not static: a stack follows.
+        kind="lockdep",
+        start=_re(r"INFO: (?P<what>trying to register non-static key)\."),
+        severity=Severity.WARNING,
+        titles=("INFO: {what} in {fn}", "INFO: {what}"),
+    ),
+    Pattern(
         kind="lockdep",
         start=_re(r"BUG: (?P<what>MAX_\w+ too low!|key \S+ has not been registered!)"),
         severity=Severity.WARNING,

@@ -51,6 +51,7 @@ CASES: list[tuple[str, str, tuple[str, ...], str]] = [
      ("data-race", "vmpressure_notify", "vmpressure_work_fn"), "kcsan"),
     ("kernel/locking/lockdep.c", "WARNING: possible circular locking dependency detected\\n",
      (), "lockdep"),
+    ("kernel/locking/lockdep.c", "INFO: trying to register non-static key.\\n", (), "lockdep"),
     ("mm/oom_kill.c",
      "%s invoked oom-killer: gfp_mask=%#x(%pGg), order=%d, oom_score_adj=%hd\\n",
      ("hog", "0x140dca", "GFP_HIGHUSER_MOVABLE", "0", "0"), "oom_kill"),

@@ -301,6 +301,8 @@ def test_nmi_backtraces_of_other_cpus_are_not_interleaving() -> None:
         ("[ INFO: suspicious RCU usage. ]", "lockdep", "suspicious RCU usage"),
         ("[ BUG: lock held when returning to user space! ]", "lockdep",
          "lock held when returning to user space!"),
+        ("INFO: trying to register non-static key.", "lockdep",
+         "INFO: trying to register non-static key"),
         ("Unable to handle kernel paging request at virtual address ffff000000000010", "oops",
          "Unable to handle kernel paging request"),
         ("Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP", "oops", "Oops"),
