@@ -13,9 +13,10 @@ Design (why it looks the way it does):
   numbers come from ``str.count("\\n")`` over the skipped spans.  A
   candidate line is matched against every row at once (one alternation).
   Measured with bench/console_throughput.py on a 2-core machine under load
-  ~4 (other VMs and a kernel build): clean consoles ~107 MB/s per CPU second,
-  the report-dense corpus ~61 MB/s, 0.97x the v1 classifier measured side
-  by side (median of 11 paired runs) while doing the per-report work below.
+  ~3.5 (other VMs, a kernel build), medians of 11 runs per CPU second:
+  clean consoles 158 MB/s (1.14x the v1 classifier, paired runs); the
+  corpus, one report per ~10 KB, 68 MB/s (1.00x v1 while finding 12% more
+  reports and doing the per-report work below).
 * Once the stream has shown kernel timestamps (``[   1.234567]``), a report
   may only start on a line carrying one: user space writing "BUG: ..." to
   the same console then cannot fake a report.  A kernel line glued to the end
