@@ -30,7 +30,8 @@ Design (why it looks the way it does):
   (cut by another report, the end of input or MAX_BLOCK_LINES) or that holds
   lines of another context (a second "CPU: N PID: M" header, another printk
   caller id) is ``corrupted``: its frames may not be its own, so its title
-  blames no function.  A panic cutting a report short is its consequence,
+  names at most the function on its own first line (unless that is a
+  helper), never one taken from its body.  A panic cutting a report short is its consequence,
   not corruption; nor is an x86 report without "<TASK>" (pre-5.13 kernels,
   arm64) that never gets a "</TASK>".
 """

@@ -16,7 +16,7 @@ import re
 __all__ = ["CORRUPTED_PREFIX", "normalise_title", "signature_of"]
 
 #: Title prefix of a report whose block was cut off or interleaved with
-#: another one: its blamed function cannot be trusted, so it has none.
+#: another one: its stack cannot be trusted, so no guilty frame is taken from it.
 CORRUPTED_PREFIX = "corrupted report: "
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (

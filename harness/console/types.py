@@ -36,8 +36,9 @@ class Finding:
     number in it, so the same bug gets the same title on every run;
     ``guilty`` is that function ("" when the report names none).
     ``corrupted`` says the block was cut off or interleaved with another
-    report: its title then starts with ``corrupted report: `` and blames no
-    function rather than possibly the wrong one.  ``signature`` is a short
+    report: its title then starts with ``corrupted report: `` and names at
+    most the function on the report's own first line, never one from its
+    body (which may belong to another report); ``guilty`` is then "".  ``signature`` is a short
     digest of kind + title, what matrix and bisect reports group on.
 
     Not frozen on purpose: a panic is published as soon as its first line is
