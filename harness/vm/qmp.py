@@ -48,6 +48,10 @@ class QMP:
                                         daemon=True)
         self._thread.start()
         self._client: Any = None
+        # Every client made, connected or not: close() disconnects them all, so a
+        # connect interrupted half-way (Ctrl-C, SIGTERM) leaves no task behind that
+        # would die with EOFError when QEMU goes ("exception was never retrieved").
+        self._made: list[Any] = []
         self._reader: concurrent.futures.Future[None] | None = None
         self._log_file = open(events_log, "a", encoding="utf-8")  # noqa: SIM115
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -59,6 +63,9 @@ class QMP:
         except concurrent.futures.TimeoutError:
             fut.cancel()
             raise InfraError("qmp", f"no answer from QEMU's QMP within {timeout:.0f} s") from None
+        except BaseException:
+            fut.cancel()  # a Ctrl-C/SIGTERM in the waiting thread: stop the coroutine too
+            raise
 
     def add_listener(self, fn: Callable[[dict[str, Any]], None]) -> None:
         """Call ``fn(event)`` (on the QMP thread) for every event from now on."""
@@ -74,6 +81,7 @@ class QMP:
                 try:
                     # Created on the loop thread: its queues belong to that loop.
                     client = self._call(_new_client(), 5.0)
+                    self._made.append(client)
                     self._call(client.connect(str(self.socket_path)), 5.0)
                     self._client = client
                     self._reader = asyncio.run_coroutine_threadsafe(self._read_events(),
@@ -127,9 +135,9 @@ class QMP:
         """Disconnect and stop the loop thread. Safe to call more than once."""
         if self._loop.is_closed():
             return
-        if self._client is not None:
+        for client in self._made:
             try:
-                self._call(self._client.disconnect(), 3.0)
+                self._call(client.disconnect(), 3.0)
             except Exception:  # noqa: BLE001 - best effort at teardown
                 log.debug("QMP disconnect failed", exc_info=True)
         if self._reader is not None:

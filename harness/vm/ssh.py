@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import logging
 import select
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("paramiko").setLevel(logging.WARNING)
 
 OutputCallback = Callable[[str, str], None]  # (stream name "stdout"/"stderr", text)
+#: An SFTP transfer that moves no byte for this long has lost its guest (a guest
+#: thrashing under TCG was seen to stall SSH for a minute and recover).
+SFTP_IDLE_TIMEOUT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -214,11 +218,52 @@ class SSHSession:
                 self._sftp = client.open_sftp()
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 raise InfraError("sftp", f"could not open SFTP session: {exc}") from exc
+            chan = self._sftp.get_channel()
+            if chan is not None:
+                chan.settimeout(SFTP_IDLE_TIMEOUT_S)
         return self._sftp
+
+    def _transfer(self, what: str, fn: Callable[[paramiko.SFTPClient], object]) -> None:
+        """Run one SFTP transfer on a worker thread; the calling thread only waits.
+
+        Why: a Ctrl-C or SIGTERM raised inside paramiko's SFTP code lands
+        between a request and its answer; paramiko's own cleanup then sends
+        CLOSE and waits for a reply that never matches -- the harness hung
+        forever there (seen in tests/vm/test_faults.py). Here the interrupt
+        lands in this wait loop instead: the session is abandoned (its channel
+        closed, which also ends the worker's read) and the interrupt goes on.
+        """
+        sftp = self.sftp()
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                fn(sftp)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                failure.append(exc)
+
+        worker = threading.Thread(target=work, name=f"sftp-{what}", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.1)
+        except BaseException:
+            self._abandon_sftp()
+            worker.join(2.0)
+            raise
+        if failure:
+            raise failure[0]
+
+    def _abandon_sftp(self) -> None:
+        """Drop the SFTP session without a goodbye: its request stream is mid-flight."""
+        sftp, self._sftp = self._sftp, None
+        chan = sftp.get_channel() if sftp is not None else None
+        if chan is not None:
+            chan.close()
 
     def put(self, local: Path | str, remote: str) -> None:
         try:
-            self.sftp().put(str(local), remote)
+            self._transfer(f"put {remote}", lambda sftp: sftp.put(str(local), remote))
         except (OSError, paramiko.SSHException, EOFError) as exc:
             if isinstance(exc, FileNotFoundError) and not Path(local).exists():
                 raise
@@ -226,7 +271,7 @@ class SSHSession:
 
     def get(self, remote: str, local: Path | str) -> None:
         try:
-            self.sftp().get(remote, str(local))
+            self._transfer(f"get {remote}", lambda sftp: sftp.get(remote, str(local)))
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise InfraError("sftp", f"get {remote} -> {local} failed: {exc}") from exc
 
