@@ -93,3 +93,22 @@ def test_doctor_kvm_remembered_verdict(monkeypatch: pytest.MonkeyPatch, tmp_path
     _kvm_env(monkeypatch, tmp_path, verdict=True, kernel=None)
     assert doctor.kvm_check(tmp_path / "kvm").line().startswith("[ok] kvm:")
     assert doctor.kvm_check(tmp_path / "absent").line().startswith("[FAIL] kvm: /dev/kvm absent")
+
+
+@pytest.mark.parametrize("argv,culprit,why", [
+    (["boot", "--ram", "99999999"], "--ram", "more than this host's RAM"),
+    (["boot", "--kernel", "/etc/passwd"], "--kernel /etc/passwd", "not a bzImage"),
+    (["boot", "--ram", "8", "--kernel", "/etc/passwd"], "--ram", "too small"),
+])
+def test_boot_bad_input_is_exit_2_before_anything_runs(
+        argv: list[str], culprit: str, why: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.vm.cli_support as cs
+
+    def no_build(*a: object) -> None:
+        raise AssertionError("built an image for a command that must fail first")
+
+    monkeypatch.setattr(cs, "build_image", no_build)
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"harness: error: {culprit}: ") and why in line

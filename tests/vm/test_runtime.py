@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -140,3 +141,64 @@ def test_boot_timeout_names_console(make_vm_config: Callable[..., VMConfig],
     assert "no ready marker" in ei.value.message
     assert "qemu-system-x86_64" in ei.value.detail
     assert m.pid is not None and not pid_alive(m.pid)
+
+
+# -- QEMU's start-up errors: the user's input named, exit 2 ---------------------
+def _fake_bzimage(path: Path, initrd_max: int) -> Path:
+    """A file with a plausible boot header and nothing behind it."""
+    import struct
+
+    h = bytearray(1 << 20)
+    struct.pack_into("<H", h, 0x1FE, 0xAA55)
+    h[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", h, 0x206, 0x020F)
+    struct.pack_into("<I", h, 0x22C, initrd_max)
+    path.write_bytes(bytes(h))
+    return path
+
+
+@pytest.mark.parametrize("args,culprit", [
+    (["-m", "99999999M", "-kernel", "{kernel}"], "--ram"),
+    (["-m", "256M", "-kernel", "/etc/passwd"], "--kernel /etc/passwd"),
+    (["-m", "256M", "-smp", "999", "-kernel", "{kernel}"], "--smp"),
+    (["-m", "256M", "-kernel", "{fake}", "-initrd", "/etc/hostname"], "--kernel {fake}"),
+])
+def test_this_qemus_startup_messages_are_classified(kernel: Path, tmp_path: Path,
+                                                    args: list[str], culprit: str) -> None:
+    """QEMU's real words for each mistake still map to the option (guards against drift)."""
+    import subprocess
+
+    from harness.errors import UsageError
+    from harness.vm.qemu_errors import classify_startup
+
+    fake = _fake_bzimage(tmp_path / "fake", initrd_max=0)
+    argv = ["qemu-system-x86_64", "-M", "q35", "-accel", "tcg", "-nodefaults", "-display",
+            "none", "-no-reboot"] + [a.format(kernel=kernel, fake=fake) for a in args]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0, "QEMU accepted the bad input: nothing to classify"
+    kernel_arg = argv[argv.index("-kernel") + 1]
+    err = classify_startup(p.stderr, kernel=kernel_arg, ram_mib=99999999, smp=999,
+                           status=p.returncode)
+    assert isinstance(err, UsageError), err
+    assert err.culprit == culprit.format(fake=fake)
+    assert p.stderr.strip().splitlines()[-1].split(": ", 1)[-1] in err.message
+
+
+def test_machine_turns_qemus_startup_error_into_usage_error(
+        make_vm_config: Callable[..., VMConfig], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the pre-launch checks, QEMU's own refusal still names --kernel (exit 2)."""
+    import harness.vm.machine as machine
+    from harness.errors import UsageError
+
+    monkeypatch.setattr(machine, "preflight", lambda cfg: None)
+    fake = _fake_bzimage(tmp_path / "fake", initrd_max=0)
+    m = Machine(dataclasses.replace(make_vm_config(), kernel=fake), run_dir=tmp_path / "run")
+    t0 = time.monotonic()
+    with pytest.raises(UsageError) as ei:
+        m.start()
+    assert ei.value.culprit == f"--kernel {fake}"
+    assert "initrd is too large" in ei.value.message  # QEMU's own words kept
+    assert time.monotonic() - t0 < 30  # at once, not after the boot timeout
+    assert m.pid is not None and not pid_alive(m.pid)
+    assert not (tmp_path / "run" / "qmp.sock").exists()
