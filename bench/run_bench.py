@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +19,16 @@ from pathlib import Path
 from harness.core.runner import RunOptions, build_request, run_scenario
 from harness.core.spec import load_spec
 from harness.kernel.build import build_kernel
+
+
+def warm_run_process(scenario: str = "mempressure") -> tuple[float, int]:
+    """(wall seconds, exit status) of a whole ``harness run`` process, kernel cached."""
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as d:
+        cmd = [sys.executable, "-m", "harness", "run", "--scenario", scenario, "--accel", "tcg",
+               "--run-dir", str(Path(d) / "run")]
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        return time.monotonic() - t0, r.returncode
 
 
 def main() -> None:
