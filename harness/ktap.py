@@ -240,9 +240,16 @@ def parse(text: str) -> Report:
 
 
 def walk(cases: tuple[Case, ...], path: str = "") -> Iterator[tuple[str, Case]]:
-    """Every case with its dotted path ("suite.sub.case"), parents before children."""
+    """Every case with its dotted path ("suite.sub.case"), parents before children.
+
+    A name printed twice at one level (mlock2-tests does) gets its number, " #2", so that
+    every path is unique in results.json and JUnit."""
+    seen: dict[str, int] = {}
     for c in cases:
-        here = f"{path}.{c.name}" if path else c.name
+        seen[c.name] = seen.get(c.name, 0) + 1
+    for c in cases:
+        name = f"{c.name} #{c.number}" if seen[c.name] > 1 else c.name
+        here = f"{path}.{name}" if path else name
         yield here, c
         yield from walk(c.children, here)
 
