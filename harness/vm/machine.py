@@ -20,7 +20,6 @@ import secrets
 import shlex
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -147,7 +146,7 @@ class Machine:
         self.ssh: SSHSession | None = None
         self.classifier = ConsoleClassifier()
         self._console: _ConsoleTail | None = None
-        self._tmpdirs: list[Path] = []
+        self._dir_fd: int | None = None
         self._cleanup_files: list[Path] = []
         self._stopped = False
         self._watchdog: threading.Timer | None = None
@@ -178,11 +177,16 @@ class Machine:
         self.accel = resolve_accel(cfg.accel, Path(cfg.kernel))
         keys = make_run_keys()
         sock = self.run_dir / "qmp.sock"
+        qmp_path = sock
+        argv_sock = sock
         if len(str(sock)) > _MAX_SOCK_PATH:
-            short = Path(tempfile.mkdtemp(prefix="hvm-"))
-            self._tmpdirs.append(short)
-            sock = short / "qmp.sock"
-        paths = RunPaths.in_dir(self.run_dir, cfg.swap_mib > 0, sock)
+            # sun_path holds 108 bytes. QEMU binds the socket relative to its cwd (the run
+            # dir) and we reach it through a descriptor of that dir: no temp dir exists
+            # for a SIGKILL of the harness to leave behind.
+            self._dir_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            qmp_path = Path(f"/proc/self/fd/{self._dir_fd}/qmp.sock")
+            argv_sock = Path(sock.name)
+        paths = RunPaths.in_dir(self.run_dir, cfg.swap_mib > 0, argv_sock)
         self.events_log = paths.events_log  # guest virtio-serial events (argv.EVENTS_PORT)
         combined_initrd(Path(cfg.initramfs), keys, self.run_dir)
         self._cleanup_files += [paths.initrd, sock]
@@ -217,7 +221,7 @@ class Machine:
 
         self._console = _ConsoleTail(paths.console_log, self.classifier, marker)
         self._console.start()
-        self.qmp = QMP(sock, self.run_dir / "qmp-events.jsonl")
+        self.qmp = QMP(qmp_path, self.run_dir / "qmp-events.jsonl")
         try:
             self.qmp.connect(time.monotonic() + min(deadline.remaining(), 15.0),
                              self._qemu_alive)
@@ -296,8 +300,9 @@ class Machine:
         for f in self._cleanup_files:
             f.unlink(missing_ok=True)
         (self.run_dir / "qemu.pid").unlink(missing_ok=True)
-        for d in self._tmpdirs:
-            shutil.rmtree(d, ignore_errors=True)
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
 
     def _reap(self, grace: float = 0.0) -> None:
         """Wait up to ``grace`` s for QEMU to exit, then SIGKILL and reap it."""
