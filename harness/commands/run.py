@@ -69,16 +69,22 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     from harness.core.spec import load_spec
     from harness.vm.cli_support import vm_settings_from_args
 
+    from harness.vm.preflight import check_kernel_file, check_ram_on_host
+
     spec = load_spec(args.scenario)
     checks = tuple(args.check or ())
     planned_checks(spec, checks)  # an unknown --check fails before anything is built
+    vm = vm_settings_from_args(args, spec.vm)
+    check_ram_on_host(vm.ram_mib)  # ... and so does RAM the host does not have
+    if args.kernel is not None:
+        check_kernel_file(args.kernel)
     req = kernel_request(args, spec)
     opts: dict[str, Any] = {}
     if args.no_reclaim:
         opts["no_reclaim"] = True
     if args.duration:
         opts["duration_s"] = args.duration
-    return RunOptions(spec=spec, build=req, vm=vm_settings_from_args(args, spec.vm),
+    return RunOptions(spec=spec, build=req, vm=vm,
                       accel=args.accel, kernel=args.kernel, run_dir=args.run_dir, checks=checks,
                       options=opts, build_progress=terminal_progress())
 

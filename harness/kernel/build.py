@@ -36,6 +36,7 @@ from harness.kernel.series import Patch, load_series
 from harness.kernel.source import Source, resolve_source
 from harness.kernel.tree import WorkTree
 from harness.paths import PROJECT_ROOT, cache_root
+from harness.vm.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +256,11 @@ class KernelBuilder:
         lines: list[str] = []
         out = log_file.open("a") if log_file else None
         try:
+            # make dies with the harness, even on SIGKILL: an orphaned make must not race
+            # the next build in the same build dir once the lineage lock is free.
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, errors="replace", env=self.env, bufsize=1)
+                                    text=True, errors="replace", env=self.env, bufsize=1,
+                                    preexec_fn=die_with_parent())
             try:
                 assert proc.stdout is not None
                 for line in proc.stdout:
