@@ -68,7 +68,6 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     from harness.core.runner import RunOptions, planned_checks
     from harness.core.spec import load_spec
     from harness.vm.cli_support import vm_settings_from_args
-
     from harness.vm.preflight import check_kernel_file, check_ram_on_host
 
     spec = load_spec(args.scenario)
