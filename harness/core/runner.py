@@ -34,7 +34,7 @@ from harness.core.spec import ScenarioSpec, VMSettings, spec_from_text
 from harness.errors import InfraError, UsageError
 from harness.kernel.build import BuildRequest
 from harness.kernel.progress import ProgressCallback
-from harness.paths import cache_root, runs_root
+from harness.paths import runs_root
 
 log = logging.getLogger(__name__)
 
@@ -153,16 +153,15 @@ class _Run:
                 raise UsageError(f"--kernel {self.opts.kernel}", "no such file")
             self.info["kernel"] = {"bzimage": str(self.opts.kernel), "prebuilt": True}
             return KernelInfo(bzimage=self.opts.kernel)
-        from harness.kernel.build import build_kernel, resolve_inputs
+        from harness.kernel.build import build_kernel, lineage_dirs, resolve_inputs
 
         art = build_kernel(self.opts.build, progress=self.opts.build_progress)
         self.info["kernel"] = {"artifact": str(art.dir), "key": art.key,
                                "release": art.metadata.get("kernel_release"),
                                "series": [s["name"] for s in art.metadata.get("series", [])]}
-        lineage = cache_root() / "lineages" / resolve_inputs(self.opts.build).source.lineage
-        return KernelInfo(bzimage=art.bzimage, request=self.opts.build,
-                          source_tree=lineage / "src", build_dir=lineage / "build",
-                          config=art.config)
+        src, build_dir = lineage_dirs(resolve_inputs(self.opts.build))
+        return KernelInfo(bzimage=art.bzimage, request=self.opts.build, source_tree=src,
+                          build_dir=build_dir, config=art.config)
 
     def execute(self) -> RunOutcome:
         (self.run_dir / SPEC_COPY).write_text(self.spec.text)

@@ -225,6 +225,26 @@ def first_build_error(log_text: str) -> tuple[str, str] | None:
     return None
 
 
+def config_id(inputs: ResolvedInputs) -> str:
+    """What a build dir's configuration depends on: the base and the fragments' contents."""
+    base = inputs.base if inputs.base_text is None else _sha256(inputs.base_text)
+    frags = ",".join(_sha256(data) for _, data in inputs.fragments)
+    return _sha256(f"{base}|{frags}".encode())[:12]
+
+
+def lineage_dirs(inputs: ResolvedInputs) -> tuple[Path, Path]:
+    """The lineage's work tree and the build dir for this configuration.
+
+    ``<lineage>/src`` and ``<lineage>/build-<config>``: the same relative layout for every
+    lineage, so that with CCACHE_BASEDIR the compiler sees "../src/..." paths and ccache hits
+    across lineages (a git tree and the tarball of the same release share objects). One build
+    dir per configuration: switching between, say, the default and the debug configuration
+    rebuilds only what the series changed, not the whole kernel both ways.
+    """
+    root = cache_root() / "lineages" / inputs.source.lineage
+    return root / "src", root / f"build-{config_id(inputs)}"
+
+
 class KernelBuilder:
     """Tree operations for one request: sync, configure, make, store. One class, one lineage."""
 
@@ -232,13 +252,8 @@ class KernelBuilder:
                  progress: ProgressCallback | None = None) -> None:
         self.inputs = inputs
         self.jobs = jobs or os.cpu_count() or 1
-        lineage = inputs.source.lineage
-        # <lineage>/src and <lineage>/build: the same relative layout for every lineage, so
-        # that with CCACHE_BASEDIR the compiler sees "../src/..." paths and ccache hits
-        # across lineages (a git tree and the tarball of the same release share objects).
-        root = cache_root() / "lineages" / lineage
-        self.tree = WorkTree(root / "src", inputs.source)
-        self.build_dir = root / "build"
+        src, self.build_dir = lineage_dirs(inputs)
+        self.tree = WorkTree(src, inputs.source)
         self.env = _make_env()
         self.progress = progress
         self.log_path = self.build_dir / "harness-build.log"

@@ -155,23 +155,23 @@ def test_builder_skips_second_configure_and_reruns_on_each_change(env: dict[str,
     assert "kconfig_overlay" in (_build(env, [c_patch, k_patch]) or "")
     assert _build(env, [c_patch, k_patch]) is None
     assert "kconfig_overlay" in (_build(env, [c_patch]) or "")  # dropping it counts too
-    # A fragment edited.
-    env["frag"].write_text("CONFIG_A=y\n# CONFIG_B is not set\n")
-    assert "fragments" in (_build(env, [c_patch]) or "")
-    assert _build(env, [c_patch]) is None
-    # A different base, then a base file.
-    assert "base" in (_build(env, [c_patch], base="defconfig") or "")
-    base_file = env["tmp"] / "base.config"
-    base_file.write_text("CONFIG_BASE=y\n")
-    assert "base" in (_build(env, [c_patch], base=str(base_file)) or "")
-    assert _build(env, [c_patch], base=str(base_file)) is None
-    base_file.write_text("CONFIG_BASE=y\nCONFIG_C=y\n")
-    assert "base" in (_build(env, [c_patch], base=str(base_file)) or "")
-    # .config edited by hand (or by another build's configure in the shared build dir).
+    # .config edited by hand (or by another build's configure in the same build dir).
     cfg = env["build_dir"] / ".config"
     cfg.write_text(cfg.read_text() + "CONFIG_HAND=y\n")
-    assert _build(env, [c_patch], base=str(base_file)) == (
-        ".config changed since the last configure")
+    assert _build(env, [c_patch]) == ".config changed since the last configure"
+    assert _build(env, [c_patch]) is None
+    # A fragment edited, a different base, a base file: each is a configuration of its own,
+    # with its own build dir (harness.kernel.build.lineage_dirs), configured on first use.
+    env["frag"].write_text("CONFIG_A=y\n# CONFIG_B is not set\n")
+    assert _build(env, [c_patch]) is not None
+    assert _build(env, [c_patch]) is None
+    assert _build(env, [c_patch], base="defconfig") is not None
+    base_file = env["tmp"] / "base.config"
+    base_file.write_text("CONFIG_BASE=y\n")
+    assert _build(env, [c_patch], base=str(base_file)) is not None
+    assert _build(env, [c_patch], base=str(base_file)) is None
+    base_file.write_text("CONFIG_BASE=y\nCONFIG_C=y\n")
+    assert _build(env, [c_patch], base=str(base_file)) is not None
     assert _build(env, [c_patch], base=str(base_file)) is None
 
 
