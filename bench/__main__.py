@@ -121,8 +121,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Figure]:
                "<= 1.15x", goal_ratio=1.15),
         Figure("warm_run", "warm `harness run`", None, "<= 60 s median", goal_s=60.0),
     )}
-    ready_once(kernel)  # warm: image cache, page cache, accel verdict
-    for i in range(args.n):
+    if not args.no_boot:
+        ready_once(kernel)  # warm: image cache, page cache, accel verdict
+    for i in range(0 if args.no_boot else args.n):
         for name, fn in (("floor_boot", lambda: floor_boot(kernel)),
                          ("ssh_ready", lambda: ready_once(kernel)),
                          ("harness_boot", lambda: harness_boot_process(kernel))):
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--kernel", type=Path, help="bzImage (default: the cached flagship kernel)")
     a.add_argument("--with-run", action="store_true", help="also N warm `harness run`s (long)")
     a.add_argument("--no-build", action="store_true", help="skip the rebuild figures")
+    a.add_argument("--no-boot", action="store_true", help="skip the boot figures")
     a.add_argument("--json", type=Path, default=Path("bench.json"), help="default bench.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
