@@ -66,6 +66,10 @@ def test_one_line_change_to_one_patch_rebuilds_only_touched_objects(tmp_path: Pa
     assert len({base.key, arts[0].key, art.key}) == 3
     meta = art.metadata
     assert meta["files_changed_by_sync"] == [cfile], patch_name
+    # Same base, fragments and Kconfig files as the build before it: configure is skipped
+    # (its negative control: the dropped-option test below changes a fragment, so configure
+    # runs and fails verification).
+    assert meta["configure"].startswith("skipped"), meta["configure"]
     obj = cfile[:-2] + ".o"
     log = art.build_log.read_text()
     compiled = re.findall(r"^  CC\s+(\S+\.o)$", log, re.MULTILINE)
