@@ -37,7 +37,7 @@ def test_default_scenario_loads_with_its_checks() -> None:
     assert sc.type_name == "mempressure"
     assert [c.name for c in checks_for(sc)] == ["contract", "notifications", "oom_absence",
                                                 "child_cgroup"]
-    assert sc.vm.ram_mib == 256 and sc.vm.cgroup == "v1"
+    assert sc.vm.ram_mib == 160 and sc.vm.cgroup == "v1"
 
 
 def test_vm_defaults_live_in_one_place_and_override_field_by_field() -> None:

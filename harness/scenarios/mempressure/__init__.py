@@ -18,7 +18,8 @@ from harness.scenarios.mempressure import checks, judge, protocol, timeline
 
 #: Parameters every mempressure scenario file must have, and their types.
 REQUIRED: dict[str, dict[str, type]] = {
-    "workload": {"name": str, "cgroup": str, "chunk_size": int, "interface_file": str},
+    "workload": {"name": str, "cgroup": str, "chunk_size": int, "regrow_ms": int,
+                 "interface_file": str},
     "notifications": {"idle_wait_ms": int, "working_set_factor": float, "work_factor": float,
                       "stress_timeout_s": int, "squeeze_at_s": int, "squeeze_mib": int,
                       "squeeze_hold_s": int, "squeeze_bound_s": int},

@@ -132,7 +132,8 @@ class Protocol:
 
     def _mpstress_argv(self, cgroup: str, max_chunks: int) -> list[str]:
         argv = [f"{GUEST_BIN}/mpstress", "--cgroup", cgroup, "--chunk-size",
-                str(self.sc.get("workload", "chunk_size")), "--max-chunks", str(max_chunks)]
+                str(self.sc.get("workload", "chunk_size")), "--max-chunks", str(max_chunks),
+                "--regrow", str(self.sc.get("workload", "regrow_ms"))]
         return argv + (["--no-reclaim"] if self.no_reclaim else [])
 
     def _await_workload(self, prefix: str, timeout: float) -> str:
