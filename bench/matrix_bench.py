@@ -62,7 +62,10 @@ def main(argv: list[str]) -> int:
                       f"{counts['error']} error)  engine {doc['engine']}", flush=True)
                 ok = ok and doc["verdict"] == "pass"
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"kept for inspection (a job did not pass): {tmp}")
     ms, mp = statistics.median(walls["serial"]), statistics.median(walls["parallel"])
     print(f"median serial {ms:.1f}s, parallel {mp:.1f}s: parallel/serial = {mp / ms:.2f} "
           f"(speed-up {ms / mp:.2f}x) on {os.cpu_count()} cores, {args.repeats} repeats")
