@@ -80,9 +80,12 @@ def infra_error(name: str, title: str, message: str, artifact: str = "console.lo
 
 
 def overall(results: Sequence[CheckResult]) -> Status:
-    """Any infrastructure error wins (the verdict is unknown), then any failure."""
+    """Any infrastructure error wins (the verdict is unknown), then any failure; a run in
+    which every check was skipped tested nothing, and says so (verdict "skip", not "pass")."""
     if any(r.status == Status.ERROR for r in results):
         return Status.ERROR
     if any(r.status == Status.FAIL for r in results):
         return Status.FAIL
+    if results and all(r.status == Status.SKIP for r in results):
+        return Status.SKIP
     return Status.PASS

@@ -163,6 +163,17 @@ class _Run:
         return KernelInfo(bzimage=art.bzimage, request=self.opts.build, source_tree=src,
                           build_dir=build_dir, config=art.config)
 
+    def _prepare(self, kernel: KernelInfo) -> dict[str, Path]:
+        """The scenario's host-side preparation, with the work tree in this kernel's state
+        (and locked) when it was built from a request: what prepare builds from the tree
+        (kselftests) then matches the kernel under test."""
+        if kernel.request is None:
+            return self.st.prepare(self.spec, kernel)
+        from harness.kernel.build import synced_tree
+
+        with synced_tree(kernel.request):
+            return self.st.prepare(self.spec, kernel)
+
     def execute(self) -> RunOutcome:
         (self.run_dir / SPEC_COPY).write_text(self.spec.text)
         self._write_meta()
@@ -188,7 +199,7 @@ class _Run:
         from harness.vm import Machine, VMConfig
 
         kernel = self._timed("build kernel", self._kernel)
-        files = self._timed("prepare", lambda: self.st.prepare(self.spec, kernel))
+        files = self._timed("prepare", lambda: self._prepare(kernel))
         image = self._timed("build image", build_image)
         vm_set = self.opts.vm
         cmdline = "harness.cgroup=v2" if vm_set.cgroup == "v2" else ""

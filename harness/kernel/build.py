@@ -453,6 +453,21 @@ class KernelBuilder:
         return Artifact(final, key, meta)
 
 
+@contextmanager
+def synced_tree(req: BuildRequest) -> Iterator[Path]:
+    """The lineage's work tree holding exactly ``req``'s source and series, locked meanwhile.
+
+    For building things from the tree under test (the series' kselftest): on a cache hit the
+    tree holds whatever series was synced last, and another process may re-sync it at any
+    moment; under the lock and after this sync it is the tree ``req`` names.
+    """
+    inputs = resolve_inputs(req)
+    src, _ = lineage_dirs(inputs)
+    with _lineage_lock(inputs.source.lineage):
+        WorkTree(src, inputs.source).sync(inputs.patches)
+        yield src
+
+
 def build_kernel(req: BuildRequest | None = None,
                  progress: ProgressCallback | None = None) -> Artifact:
     """Build (or fetch from cache) the kernel described by ``req``."""
