@@ -92,6 +92,11 @@ class Terminated(KeyboardInterrupt):
         return f"interrupted by {signal_name(self.signum)}"
 
 
+def raise_terminated(signum: int, frame: object) -> None:
+    """A signal handler: unwind like Ctrl-C, remembering which signal it was."""
+    raise Terminated(signum)
+
+
 def signal_name(signum: int) -> str:
     """``SIGTERM`` for 15; a number the signal module does not know stays a number."""
     try:

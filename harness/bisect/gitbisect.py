@@ -21,14 +21,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from harness.bisect.nsection import check_endpoints, nsection
 from harness.bisect.parallel import BatchRunner, Target
 from harness.bisect.step import BisectConfig, StepRunner, git_out, read_steps
 from harness.bisect.verdict import StepRecord, verification
-from harness.errors import UsageError
+from harness.errors import UsageError, raise_terminated
 from harness.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ def head_ref(repo: str | Path) -> str:
             or git_out(repo, "rev-parse", "HEAD"))
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 class RepoGuard:
     """Restores the repository's HEAD and bisect state as found, whatever ends the bisect.
 
@@ -79,7 +75,7 @@ class RepoGuard:
 
     def __enter__(self) -> RepoGuard:
         for sig in (signal.SIGTERM, signal.SIGHUP):
-            self._old_handlers[sig] = signal.signal(sig, _raise_interrupt)
+            self._old_handlers[sig] = signal.signal(sig, raise_terminated)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

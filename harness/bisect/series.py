@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from harness.bisect.nsection import NSectionResult, check_endpoints, nsection
 from harness.bisect.parallel import BatchRunner, Target
 from harness.bisect.step import BisectConfig, StepRunner, read_steps
 from harness.bisect.verdict import StepRecord, Verdict, verification
-from harness.errors import UsageError
+from harness.errors import UsageError, raise_terminated
 from harness.kernel.series import Patch, load_series
 
 log = logging.getLogger(__name__)
@@ -87,10 +86,6 @@ def write_truncated(patches: list[Patch], k: int, root: Path) -> Path:
     return d
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
     """Search, verify (k-1 good, k bad), return the results doc."""
     t0 = time.monotonic()
@@ -112,7 +107,7 @@ def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]
     known = {(r.phase, r.target): r.verdict for r in read_steps(run_dir)
              if r.phase in ("endpoint", "bisect")} if resume else {}
     rounds = 0
-    old = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    old = {sig: signal.signal(sig, raise_terminated) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         with tempfile.TemporaryDirectory(prefix="harness-bisect-series-") as tmpd:
             tmp = Path(tmpd)

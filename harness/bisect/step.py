@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from harness.bisect.verdict import (
     EXIT_ABORT,
@@ -35,7 +34,7 @@ from harness.bisect.verdict import (
     verdict_for_statuses,
 )
 from harness.core.results import Status
-from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError
+from harness.errors import EXIT_INTERRUPTED, HarnessError, UsageError, raise_terminated
 from harness.kernel.build import BuildRequest
 
 log = logging.getLogger(__name__)
@@ -231,10 +230,6 @@ def commit_under_test(repo: str | Path) -> str:
     return sha or git_out(repo, "rev-parse", "HEAD^{commit}")
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``git bisect run``: exit 0 good, 1 bad, 125 skip, 255 abort.
 
@@ -245,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     # SIGTERM/SIGHUP unwind like Ctrl-C: the Machine context manager then takes QEMU down.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGHUP, raise_terminated)
     if len(args) != 1:
         log.error("usage: python -m harness.bisect.step RUN_DIR")
         return EXIT_ABORT
