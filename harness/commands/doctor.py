@@ -112,6 +112,7 @@ def run_checks() -> list[Check]:
         _tool("ccache", ["ccache", "--version"]),
         _tool("flex", ["flex", "--version"]),
         _tool("bison", ["bison", "--version"]),
+        _tool("rsync", ["rsync", "--version"]),  # kselftest's install target
         _tool("busybox", ["busybox"]),
         Check("dropbear", shutil.which("dropbear") is not None
               or os.path.exists("/usr/sbin/dropbear"), "/usr/sbin/dropbear"),

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from harness.kernel.build import build_kernel
 
         kernel = Path(build_kernel(request_from_args(args), progress=terminal_progress()).bzimage)
-    from harness.core.runner import _ship  # the one implementation of "ship a tree in"
+    from harness.core.runner import ship_files  # the one implementation of "ship a tree in"
     from harness.image import build_image
     from harness.vm import Machine, VMConfig
 
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     with Machine(cfg, run_dir=args.run_dir) as vm:
         try:
             if ships:
-                _ship(vm, {dest: path for path, dest in ships})
+                ship_files(vm, {dest: path for path, dest in ships})
             r = vm.run(text, timeout=args.timeout, on_output=_write)
         except InfraError:
             for line in format_findings(vm.console_findings):

@@ -214,7 +214,7 @@ class _Run:
             self.timings["boot"] = round(time.monotonic() - t_boot, 2)
             self.info["accel"] = vm.accel
             if files:
-                self._timed("ship", lambda: _ship(vm, files))
+                self._timed("ship", lambda: ship_files(vm, files))
             ctx = RunContext(self.spec, vm, self.run_dir, self.progress, self.timings,
                              self.opts.options, [c.name for c in self.planned], vm_set)
             ctx.info = self.info
@@ -231,7 +231,7 @@ class _Run:
                 self._write_meta()
 
 
-def _ship(vm: Any, files: dict[str, Path]) -> None:
+def ship_files(vm: Any, files: dict[str, Path]) -> None:
     """Copy ``{guest path: host path}`` in; directories recursively, file modes kept."""
     for dest, src in files.items():
         if src.is_dir():
