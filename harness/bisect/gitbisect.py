@@ -30,6 +30,7 @@ from harness.bisect.step import BisectConfig, StepRunner, git_out, read_steps
 from harness.bisect.verdict import StepRecord, verification
 from harness.errors import UsageError, raise_terminated
 from harness.paths import PROJECT_ROOT
+from harness.vm.proc import stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -140,19 +141,8 @@ def _run_bisect(repo: str, run_dir: Path) -> tuple[int, str]:
     finally:
         if proc.poll() is None:
             log.warning("stopping git bisect run and its step")
-            _stop_group(proc)
+            stop_process_group(proc, STOP_GRACE_S)
     return rc, "".join(lines)
-
-
-def _stop_group(proc: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def parse_outcome(output: str, bisect_log: str) -> tuple[str | None, list[str]]:

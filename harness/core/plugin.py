@@ -19,6 +19,7 @@ interruption (a partial results.json), and the reports.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,18 @@ if TYPE_CHECKING:
     from harness.vm import Machine
 
 OBSERVATIONS = "observations.json"
+
+
+@contextmanager
+def timed_phase(name: str, timings: dict[str, float],
+                progress: Callable[[str], None]) -> Iterator[None]:
+    """Announce a step of a run and record how long it took (the core's and a scenario's)."""
+    progress(f"[run] {name}...")
+    t = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.monotonic() - t, 2)
 
 
 @dataclass(frozen=True)
@@ -89,14 +102,8 @@ class RunContext:
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """A timed, announced step; its duration lands in results.json ``timings_s``."""
-        import time
-
-        self.progress(f"[run] {name}...")
-        t = time.monotonic()
-        try:
+        with timed_phase(name, self.timings, self.progress):
             yield
-        finally:
-            self.timings[name] = round(time.monotonic() - t, 2)
 
     def save(self, name: str, text: str, append: bool = False) -> None:
         with (self.run_dir / name).open("a" if append else "w") as f:

@@ -27,7 +27,14 @@ from typing import Any
 
 from harness.core import report
 from harness.core.events import EventLog, guest_relay_command
-from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun, ScenarioType
+from harness.core.plugin import (
+    CheckDef,
+    KernelInfo,
+    RunContext,
+    SavedRun,
+    ScenarioType,
+    timed_phase,
+)
 from harness.core.registry import checks_for, scenario_type, select
 from harness.core.results import CheckResult, Expectation, Status, infra_error, judged, overall
 from harness.core.spec import ScenarioSpec, VMSettings, spec_from_text
@@ -69,18 +76,13 @@ class RunOutcome:
     interrupted: str = ""
 
 
-def build_request(spec: ScenarioSpec, cli: BuildRequest | None = None,
-                  extra_series: Sequence[Path] = ()) -> BuildRequest:
-    """The CLI's kernel if it gave one, else the kernel the scenario's [kernel] asks for."""
-    if cli is not None:
-        base = cli
-    else:
-        default = BuildRequest()
-        base = BuildRequest(series=spec.series if "series" in spec.data.get("kernel", {})
-                            else default.series,
-                            fragments=spec.fragments or default.fragments)
-    return BuildRequest(base.source, base.rev, tuple(base.series) + tuple(extra_series),
-                        base.fragments, base.base, base.jobs)
+def build_request(spec: ScenarioSpec, extra_series: Sequence[Path] = ()) -> BuildRequest:
+    """The kernel the scenario's [kernel] asks for (the defaults where it says nothing), with
+    ``extra_series`` on top; the CLI's options replace parts of it (commands/run.py)."""
+    default = BuildRequest()
+    series = spec.series if "series" in spec.data.get("kernel", {}) else default.series
+    return BuildRequest(series=tuple(series) + tuple(extra_series),
+                        fragments=spec.fragments or default.fragments)
 
 
 def planned_checks(spec: ScenarioSpec, names: Sequence[str] = ()) -> list[CheckDef]:
@@ -140,12 +142,8 @@ class _Run:
         tmp.replace(self.run_dir / RUN_META)
 
     def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
-        self.progress(f"[run] {name}...")
-        t = time.monotonic()
-        try:
+        with timed_phase(name, self.timings, self.progress):
             return fn()
-        finally:
-            self.timings[name] = round(time.monotonic() - t, 2)
 
     def _kernel(self) -> KernelInfo:
         if self.opts.kernel:

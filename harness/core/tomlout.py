@@ -33,4 +33,4 @@ def dumps(data: dict[str, Any], _prefix: str = "") -> str:
         if isinstance(v, dict):
             name = f"{_prefix}{json.dumps(k)}"
             lines += ["", f"[{name}]", dumps(v, name + ".").rstrip("\n")]
-    return "\n".join(x for x in lines if x is not None).strip("\n") + "\n"
+    return "\n".join(lines).strip("\n") + "\n"

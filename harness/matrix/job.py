@@ -28,6 +28,7 @@ from harness.core.results import Status
 from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from harness.kernel.build import DEFAULT_FRAGMENTS, DEFAULT_SERIES, BuildRequest
 from harness.matrix.plan import Job, KernelSpec
+from harness.vm.proc import stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +197,12 @@ def run_job(job: Job, kernel: Path | None, run_dir: Path, kernel_info: dict[str,
                     if time.monotonic() - t0 > timeout_s:
                         log.warning("job %s: no result after %.0fs; stopping it", job.id,
                                     timeout_s)
-                        _stop(proc)
+                        stop_process_group(proc, STOP_GRACE_S)
                         (run_dir / "matrix-timeout.txt").write_text(
                             f"timed out after {timeout_s:.0f}s\n")
                         break
         except BaseException:
-            _stop(proc)
+            stop_process_group(proc, STOP_GRACE_S)
             raise
     secs = time.monotonic() - t0
     tail = _tail(run_dir / LOG_FILE)
@@ -212,18 +213,6 @@ def run_job(job: Job, kernel: Path | None, run_dir: Path, kernel_info: dict[str,
     log.info("job %s: %s in %.0fs%s", job.id, res.status.value, secs,
              f" ({res.detail})" if res.detail else "")
     return res
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT the job's process group (its QEMU goes down cleanly), SIGKILL if it lingers."""
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=STOP_GRACE_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
 
 
 def _kcidb_of(run_dir: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,3 +52,17 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def stop_process_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str],
+                       grace: float) -> None:
+    """SIGINT a child started with ``start_new_session=True`` and its whole group (so its
+    QEMU goes down cleanly), SIGKILL the group if it is still there after ``grace`` s."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
