@@ -30,7 +30,7 @@ from harness.bisect.step import BisectConfig, StepRunner, git_out, read_steps
 from harness.bisect.verdict import StepRecord, verification
 from harness.errors import UsageError, raise_terminated
 from harness.paths import PROJECT_ROOT
-from harness.vm.proc import stop_process_group
+from harness.proc import group_members, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def _run_bisect(repo: str, run_dir: Path) -> tuple[int, str]:
                 log.info("git: %s", line.rstrip())
         rc = proc.wait()
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None or group_members(proc.pid):
             log.warning("stopping git bisect run and its step")
             stop_process_group(proc, STOP_GRACE_S)
     return rc, "".join(lines)

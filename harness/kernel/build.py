@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -30,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import BuildError, SetupError, UsageError
-from harness.kernel import configstamp, kconfig
+from harness.kernel import buildlog, configstamp, kconfig
 from harness.kernel.progress import DEFAULT_TOTAL_ESTIMATE, ProgressCallback, ProgressTracker
 from harness.kernel.series import Patch, load_series
 from harness.kernel.source import Source, resolve_source
 from harness.kernel.tree import WorkTree
 from harness.paths import PROJECT_ROOT, cache_root
-from harness.vm.proc import die_with_parent
+from harness.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +52,6 @@ PINNED_ENV = {
     "KBUILD_BUILD_HOST": "harness",
     "KBUILD_BUILD_VERSION": "1",
 }
-
-_COMPILE_ERROR = re.compile(r"^(\S+?):(\d+):(?:\d+:)? (?:fatal )?error: (.*)$")
-_LINK_ERROR = re.compile(r"(undefined reference to .*|multiple definition of .*)$")
 
 
 @dataclass(frozen=True)
@@ -207,24 +203,6 @@ def _ccache_stats(env: dict[str, str]) -> dict[str, int]:
     return stats
 
 
-def first_build_error(log_text: str) -> tuple[str, str] | None:
-    """(culprit, message) of the first compile or link error in a build log, if any."""
-    for line in log_text.splitlines():
-        m = _COMPILE_ERROR.match(line.strip())
-        if m:
-            return f"{m.group(1)}:{m.group(2)}", m.group(3)
-    for line in log_text.splitlines():
-        m = _LINK_ERROR.search(line)
-        if m and ("ld" in line or "undefined" in line):
-            return "link", m.group(1)
-    if "No space left on device" in log_text:
-        return "disk", "no space left on device during the build"
-    for line in log_text.splitlines():
-        if line.startswith("make") and "***" in line:
-            return "make", line.strip()
-    return None
-
-
 def config_id(inputs: ResolvedInputs) -> str:
     """What a build dir's configuration depends on: the base and the fragments' contents."""
     base = inputs.base if inputs.base_text is None else _sha256(inputs.base_text)
@@ -298,10 +276,10 @@ class KernelBuilder:
                 out.close()
         text = "".join(lines)
         if rc != 0:
-            err = first_build_error(text)
+            err = buildlog.first_build_error(text)
             culprit, msg = err if err else (" ".join(targets), f"make exited with {rc}")
             where = f" (full log: {log_file})" if log_file else ""
-            raise BuildError(culprit, msg + where, "\n".join(text.splitlines()[-40:]))
+            raise BuildError(culprit, msg + where, buildlog.diagnostics(text))
         return text
 
     def configure(self, tracker: ProgressTracker) -> tuple[str, list[kconfig.Option]]:

@@ -11,7 +11,6 @@ everything here is importable without the rest of the matrix package.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from harness.core.results import Status
 from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from harness.kernel.build import DEFAULT_FRAGMENTS, DEFAULT_SERIES, BuildRequest
 from harness.matrix.plan import Job, KernelSpec
-from harness.vm.proc import stop_process_group
+from harness.proc import die_with_parent, stop_process_group
 
 log = logging.getLogger(__name__)
 
@@ -136,25 +136,29 @@ def result_from_run(job: Job, rc: int | None, run_dir: Path, seconds: float, std
                 else "did not run" if rc is None else f"unexpected exit {rc}")
         infra = (doc or {}).get("infra_error") or ""
         detail = "; ".join(x for x in (what, infra, stderr_tail) if x)
+    elif doc is not None and doc.get("verdict") == Status.SKIP.value:
+        # Exit 0 covers "every check skipped" too: the run's own verdict says which.
+        status, detail = Status.SKIP, "every check skipped"
     else:
         detail = ""
     return JobResult(job.id, job.slug, status, rc, str(run_dir), round(seconds, 1), detail,
                      checks, kernel, worker)
 
 
-def _child_setup() -> None:
+def _child_setup() -> Callable[[], None]:
     """In the job's child before exec: SIGINT is a real Ctrl-C, and the parent's death sends it.
 
     A worker started in the background inherits SIGINT ignored (and Python keeps
     SIG_IGN), so reset it; PR_SET_PDEATHSIG makes a killed worker's job unwind
     (QEMU down, temp dirs gone) instead of running on as an orphan.
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    die = die_with_parent(signal.SIGINT)  # made here: it records the parent's pid
+
+    def setup() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        die()
+
+    return setup
 
 
 def _tail(path: Path, lines: int = 1) -> str:
@@ -185,7 +189,7 @@ def run_job(job: Job, kernel: Path | None, run_dir: Path, kernel_info: dict[str,
     log.info("job %s: starting", job.id)
     with (run_dir / STDOUT_FILE).open("wb") as out, (run_dir / LOG_FILE).open("wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                start_new_session=True, preexec_fn=_child_setup)
+                                start_new_session=True, preexec_fn=_child_setup())
         rc: int | None = None
         try:
             while rc is None:

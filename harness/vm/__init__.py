@@ -3,9 +3,9 @@
 See docs/interfaces.md ("VM") for the contract.
 """
 
+from harness.proc import pid_alive
 from harness.vm.config import VMConfig
 from harness.vm.machine import Machine
-from harness.vm.proc import pid_alive
 from harness.vm.ssh import CommandResult
 
 __all__ = ["CommandResult", "Machine", "VMConfig", "pid_alive"]

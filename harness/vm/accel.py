@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.errors import InfraError, UsageError
 from harness.paths import cache_root
-from harness.vm.proc import die_with_parent
+from harness.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 

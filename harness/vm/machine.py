@@ -31,12 +31,12 @@ from harness.console import ConsoleClassifier, Finding, Severity
 from harness.errors import HarnessError, InfraError
 from harness.image import READY_PREFIX, combined_initrd, make_run_keys
 from harness.paths import runs_root
+from harness.proc import die_with_parent
 from harness.vm.accel import resolve_accel
 from harness.vm.argv import QBOOT, RunPaths, build_argv
 from harness.vm.config import VMConfig
 from harness.vm.ports import free_port
 from harness.vm.preflight import preflight
-from harness.vm.proc import die_with_parent
 from harness.vm.qemu_errors import classify_startup
 from harness.vm.qmp import QMP
 from harness.vm.ssh import CommandResult, OutputCallback, SSHSession

@@ -8,7 +8,8 @@ import pytest
 
 from harness.errors import UsageError
 from harness.kernel import build
-from harness.kernel.build import BuildRequest, first_build_error
+from harness.kernel.build import BuildRequest
+from harness.kernel.buildlog import diagnostics, first_build_error
 
 COMPILE_LOG = """  CC      mm/vmscan.o
   CC      mm/vmpressure.o
@@ -65,3 +66,52 @@ def test_bad_fragment_and_base_fail_before_build(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as ei:
         build.resolve_inputs(BuildRequest(series=(), fragments=(str(bad),)))
     assert ei.value.culprit == f"{bad}:2"
+
+
+INTERLEAVED = (Path(__file__).parent.parent / "data" / "buildlog"
+               / "interleaved-j2.log").read_text()
+
+
+def test_diagnostics_come_from_the_whole_log_not_its_tail() -> None:
+    """A -j2 log where 40+ objects compile after the error: the tail has no diagnostic."""
+    tail = "\n".join(INTERLEAVED.splitlines()[-40:])
+    assert "error:" not in tail  # the case the old excerpt got wrong
+    d = diagnostics(INTERLEAVED).splitlines()
+    assert d[0] == "../src/mm/vmpressure.c:14:1: error: unknown type name 'this'"
+    assert "   14 | this is not C;" in d
+    assert any("expected '='" in ln for ln in d)
+    assert not any(ln.startswith("  CC") for ln in d)
+    assert d[-1] == "make[4]: *** [../src/scripts/Makefile.build:229: mm/vmpressure.o] Error 1"
+
+
+def test_diagnostics_keep_warnings_printed_with_an_error_and_drop_clean_objects() -> None:
+    log = ("../src/a.c: In function 'f':\n../src/a.c:3:5: warning: unused 'x'\n"
+           "  CC      b.o\n"
+           "../src/a.c:4:1: error: boom\n    4 | boom\n      | ^\n"
+           "  CC      c.o\n  CC      d.o\n"
+           "../src/c.c:9:2: warning: harmless\n  LD      e.o\n"
+           "make[3]: *** [Makefile.build:1: a.o] Error 1\n")
+    d = diagnostics(log).splitlines()
+    assert d[:2] == ["../src/a.c: In function 'f':", "../src/a.c:3:5: warning: unused 'x'"]
+    assert "../src/a.c:4:1: error: boom" in d
+    assert not any("harmless" in ln for ln in d)
+    assert d[-1].endswith("a.o] Error 1")
+
+
+def test_diagnostics_are_deduplicated() -> None:
+    block = ("In file included from ../src/a.c:1:\n../src/h.h:2:1: error: bad\n"
+             "    2 | bad\n      | ^\n")
+    log = block + "  CC      x.o\n" + block.replace("a.c", "b.c") + "make: *** [x] Error 2\n"
+    d = diagnostics(log)
+    assert d.count("../src/h.h:2:1: error: bad") == 1
+
+
+def test_diagnostics_of_a_link_error_and_of_a_log_without_any() -> None:
+    log = ("  LD      vmlinux.o\nld: vmlinux.o: in function `f':\n"
+           "x.c:(.text+0x1): undefined reference to `g'\n  MODPOST x\n"
+           "make[2]: *** [scripts/Makefile.vmlinux:34: vmlinux] Error 1\n")
+    d = diagnostics(log).splitlines()
+    assert d[:2] == ["ld: vmlinux.o: in function `f':",
+                     "x.c:(.text+0x1): undefined reference to `g'"]
+    assert d[-1].endswith("vmlinux] Error 1")
+    assert diagnostics("  CC a.o\nKilled\n").splitlines()[-1] == "Killed"

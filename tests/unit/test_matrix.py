@@ -195,6 +195,15 @@ def test_result_reads_checks_and_distrusts_a_missing_results_file(tmp_path: Path
     assert r.status == Status.ERROR and "signal 9" in r.detail
 
 
+def test_a_skipped_job_is_skip_not_pass(tmp_path: Path) -> None:
+    """Exit 0 with verdict skip (every check skipped) was reported as PASS."""
+    _results(tmp_path / "s", "skip", {"contract": "skip"})
+    r = result_from_run(_job(), 0, tmp_path / "s", 3.0, "", {})
+    assert r.status == Status.SKIP
+    _results(tmp_path / "p", "pass", {"contract": "pass"})
+    assert result_from_run(_job(), 0, tmp_path / "p", 3.0, "", {}).status == Status.PASS
+
+
 FAKE = """
 import json, os, sys, time
 rd = sys.argv[sys.argv.index("--run-dir") + 1]

@@ -9,9 +9,9 @@ import pytest
 
 from harness.console import ConsoleClassifier, Severity
 from harness.errors import InfraError
+from harness.proc import pid_alive
 from harness.vm import accel
 from harness.vm.machine import Deadline, _ConsoleTail
-from harness.vm.proc import pid_alive
 
 
 def test_verdict_roundtrip(tmp_path: Path) -> None:
