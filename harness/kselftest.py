@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import cachefile
 from harness.errors import BuildError, SetupError, UsageError
 from harness.paths import cache_root
 
@@ -236,7 +237,7 @@ def build_kselftests(tree: Path, targets: Sequence[str], programs: Sequence[str]
     parent = cache_root() / "kselftests"
     final = parent / key
     meta = final / "metadata.json"
-    if meta.is_file():
+    if cachefile.verified(final, "kselftest build") and meta.is_file():
         data = json.loads(meta.read_text())
         log.debug("kselftests %s: cached in %s", ",".join(targets + programs), final)
         return KselftestBuild(final, targets + programs, tuple(data.get("libs", [])))
@@ -271,11 +272,7 @@ def build_kselftests(tree: Path, targets: Sequence[str], programs: Sequence[str]
         (work / "metadata.json").write_text(json.dumps(
             {"targets": targets, "programs": programs, "static": static, "libs": libs,
              "source_tree": str(tree)}, indent=1))
-        try:
-            os.rename(work, final)
-        except OSError:
-            if not meta.is_file():  # a concurrent build won the race only if it finished
-                raise
+        cachefile.install(work, final, "kselftest build")
         log.info("kselftests %s: built in %s", ",".join(targets + programs), final)
     finally:
         if work.exists():

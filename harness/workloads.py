@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from harness import cachefile
 from harness.errors import BuildError, SetupError
 from harness.paths import PROJECT_ROOT, cache_root
 
@@ -87,7 +88,7 @@ def build_workload(name: str, root: Path | None = None) -> dict[str, Path]:
     key = _cache_key(sources, _compiler_version())
     parent = cache_root() / "workloads"
     final = parent / key
-    if final.is_dir():
+    if cachefile.verified(final, f"workload {name}"):
         bins = _binaries(final, sources)
         if all(p.is_file() for p in bins.values()):
             log.debug("workload %s: cached in %s", name, final)
@@ -104,13 +105,7 @@ def build_workload(name: str, root: Path | None = None) -> dict[str, Path]:
             if proc.returncode != 0:
                 output = proc.stderr + proc.stdout
                 raise BuildError(str(src), _first_error_line(output), output)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # Another build won the race (or a stale entry is in the way).
-            if not all(p.is_file() for p in _binaries(final, sources).values()):
-                raise
-            log.debug("workload %s: concurrent build already in %s", name, final)
+        cachefile.install(tmp, final, f"workload {name}")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import jinja2
 
+from harness import cachefile
 from harness.errors import SetupError, UsageError
 from harness.image.cpio import Entry, write_newc
 from harness.paths import PROJECT_ROOT, cache_root
@@ -176,7 +177,7 @@ def build_image(
     key = f"{fmt}-{_entries_key(entries)}"
     out_dir = cache_root() / "images" / key
     out = out_dir / "initramfs.cpio"
-    if out.exists():
+    if cachefile.verified(out_dir, "guest image") and out.exists():
         log.debug("guest image cache hit: %s", out)
         return GuestImage(out, key)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +187,7 @@ def build_image(
             write_newc(f, entries)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
+        cachefile.seal(out_dir)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

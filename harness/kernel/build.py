@@ -28,6 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from harness import cachefile
 from harness.errors import BuildError, SetupError, UsageError
 from harness.kernel import buildlog, configstamp, kconfig
 from harness.kernel.progress import DEFAULT_TOTAL_ESTIMATE, ProgressCallback, ProgressTracker
@@ -153,11 +154,11 @@ def resolve_inputs(req: BuildRequest) -> ResolvedInputs:
 
 
 def cached_artifact(key: str) -> Artifact | None:
+    """The cached kernel of ``key``, if it is there and intact (a damaged one is discarded)."""
     d = cache_root() / "artifacts" / key[:24]
-    meta = d / "metadata.json"
-    if meta.is_file() and (d / "bzImage").is_file():
-        return Artifact(d, key, json.loads(meta.read_text()))
-    return None
+    if not cachefile.verified(d, "kernel artifact"):
+        return None
+    return Artifact(d, key, json.loads((d / "metadata.json").read_text()))
 
 
 @contextmanager
@@ -420,9 +421,7 @@ class KernelBuilder:
             shutil.copy2(self.log_path, tmp / "build.log")
             (tmp / "config").write_text(final_config)
             (tmp / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
+            cachefile.install(tmp, final, "kernel artifact")
         except OSError as exc:
             raise BuildError("disk", f"cannot store the artifact: {exc}") from exc
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from harness.errors import BuildError, UsageError
 from harness.kernel.build import BuildRequest, build_kernel
 from harness.kernel.source import resolve_source
 from harness.paths import PROJECT_ROOT
+from harness.vm import Machine, VMConfig
 
 pytestmark = pytest.mark.vm
 
@@ -33,6 +35,23 @@ def test_default_build_then_noop_is_a_cache_hit() -> None:
     again = build_kernel(BuildRequest())
     # A no-op rebuild must not run make at all: the very same stored artifact comes back.
     assert again.dir == art.dir and again.metadata["built_at"] == meta["built_at"]
+
+
+def test_a_truncated_cached_bzimage_is_rebuilt_and_boots(
+        make_vm_config: Callable[..., VMConfig], tmp_path: Path) -> None:
+    """A cache that serves what it has booted a truncated bzImage ("QEMU exited at start-up
+    without a word"): the artifact is verified on read, discarded and stored again."""
+    art = build_kernel(BuildRequest())
+    size = art.bzimage.stat().st_size
+    with art.bzimage.open("r+b") as f:
+        f.truncate(size // 2)
+    again = build_kernel(BuildRequest())
+    assert again.bzimage.stat().st_size == size
+    assert again.metadata["built_at"] != art.metadata["built_at"]
+    cfg = make_vm_config()
+    assert cfg.kernel == again.bzimage  # the session's kernel is this very artifact
+    with Machine(cfg, run_dir=tmp_path / "run") as vm:
+        assert vm.run("uname -r", timeout=60).stdout.strip()
 
 
 def _tweak_one_line(series_dir: Path, word: str) -> tuple[str, str]:

@@ -10,24 +10,36 @@ from __future__ import annotations
 
 import shlex
 
+# /proc/vmstat counters sampled with memory: reclaim's own measure of the deficit
+# (scanned - reclaimed, per reclaimer) to set what the shrinker was asked against.
+VMSTAT_FIELDS = ("pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct",
+                 "pgrefill", "oom_kill")
+MEM_COLUMNS = ("uptime_s", "mem_available_kib", "swap_total_kib", "swap_free_kib",
+               *VMSTAT_FIELDS)
+
+_VMSTAT_AWK = " ".join(f'/^{f} /{{v{i}=$2}}' for i, f in enumerate(VMSTAT_FIELDS))
+_VMSTAT_OUT = ", ".join(f"v{i}+0" for i in range(len(VMSTAT_FIELDS)))
+
 SAMPLER = (
     "sh -c 'echo -1000 > /proc/self/oom_score_adj; "
     "while :; do awk "
     "'\"'\"'FILENAME==\"/proc/uptime\"{u=$1} /^MemAvailable:/{a=$2} /^SwapTotal:/{t=$2} "
-    "/^SwapFree:/{f=$2} END{print u, a, t, f}'\"'\"' /proc/uptime /proc/meminfo; "
+    "/^SwapFree:/{f=$2} " + _VMSTAT_AWK + " END{print u, a, t, f, " + _VMSTAT_OUT + "}"
+    "'\"'\"' /proc/uptime /proc/meminfo /proc/vmstat; "
     "sleep {interval}; done' > {out} 2>/dev/null < /dev/null &"
 )
 
 
 def start_sampler(out: str = "/tmp/mem.ts", interval: float = 0.5) -> str:
-    """Background sampler: ``<uptime> <MemAvailable> <SwapTotal> <SwapFree>`` (KiB) per line.
+    """Background sampler: one line of :data:`MEM_COLUMNS` (memory in KiB) per interval.
 
     ``out`` may be the event FIFO: lines then carry a ``MEM`` prefix and each is flushed
     (one write, atomic on a FIFO) so they interleave cleanly with the workload's.
     """
     if out.endswith(".ts"):
         return SAMPLER.replace("{interval}", str(interval)).replace("{out}", out)
-    fifo = SAMPLER.replace("{print u, a, t, f}", '{print "MEM", u, a, t, f; fflush()}')
+    fifo = SAMPLER.replace("{print u, a, t, f, " + _VMSTAT_OUT + "}",
+                           '{print "MEM", u, a, t, f, ' + _VMSTAT_OUT + '; fflush()}')
     return fifo.replace("{interval}", str(interval)).replace("> {out}", f">> {out}")
 
 

@@ -353,8 +353,7 @@ class Protocol:
                              if ln.startswith("MEM "))
             else:
                 ts = self.vm.run("cat /tmp/mem.ts 2>/dev/null", timeout=60).stdout
-            self.ctx.save("memory-guest.tsv", "uptime_s mem_available_kib swap_total_kib "
-                          "swap_free_kib\n" + ts)
+            self.ctx.save("memory-guest.tsv", " ".join(G.MEM_COLUMNS) + "\n" + ts)
         except InfraError as exc:
             log.warning("could not collect guest artifacts: %s", exc.one_line())
         if self.guest_offset is not None:

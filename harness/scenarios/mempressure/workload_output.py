@@ -107,23 +107,29 @@ def parse_ops(text: str) -> list[OpResult]:
 
 @dataclass(frozen=True)
 class MemSample:
-    """One guest-side memory sample (from /proc/uptime and /proc/meminfo), in KiB."""
+    """One guest-side memory sample (/proc/uptime, /proc/meminfo in KiB, /proc/vmstat).
+
+    ``vmstat`` holds the sampler's reclaim counters (``VMSTAT_FIELDS`` of the guest scripts)
+    when the line carries them; runs saved before they were sampled have none.
+    """
 
     t: float
     mem_available: int
     swap_total: int
     swap_free: int
+    vmstat: tuple[int, ...] = ()
 
 
 def parse_mem_series(text: str) -> list[MemSample]:
-    """Parse the guest sampler's lines: ``<uptime> <MemAvailable> <SwapTotal> <SwapFree>``."""
+    """Parse the guest sampler's lines: uptime, MemAvailable, SwapTotal, SwapFree[, vmstat...]."""
     out = []
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) != 4:
+        if len(parts) < 4:
             continue
         try:
-            out.append(MemSample(float(parts[0]), int(parts[1]), int(parts[2]), int(parts[3])))
+            out.append(MemSample(float(parts[0]), int(parts[1]), int(parts[2]), int(parts[3]),
+                                 tuple(int(p) for p in parts[4:])))
         except ValueError:
             continue
     return out

@@ -1,0 +1,105 @@
+"""What reclaim failed to find, beside what the shrinker was asked (pure functions).
+
+The guest sampler records /proc/vmstat's reclaim counters with every memory sample. Between
+two samples, ``pgscan - pgsteal`` (kswapd and direct reclaim) is the kernel's own count of
+pages it looked at for eviction and could not take: the same quantity a vmpressure window's
+deficit is made of. Setting the bytes the shrinker was asked in the same interval against it
+says whether the series answers a deficit in proportion (the .rst's promise), under either
+LRU -- and where the two LRUs differ, by how much.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.scenarios.mempressure.guest_scripts import VMSTAT_FIELDS
+from harness.scenarios.mempressure.workload_output import MemSample, StressLog
+
+PAGE_SIZE = 4096  # x86_64; the guest's page size once other architectures come
+
+_IDX = {name: i for i, name in enumerate(VMSTAT_FIELDS)}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One sampling interval (guest uptime ``t0``..``t1``), counts in pages and bytes."""
+
+    t0: float
+    t1: float
+    scanned_kswapd: int
+    scanned_direct: int
+    reclaimed_kswapd: int
+    reclaimed_direct: int
+    refill: int
+    deficit_bytes: int
+    asked_bytes: int
+    requests: int
+    held_bytes: int
+
+
+def _counter(s: MemSample, name: str) -> int:
+    i = _IDX[name]
+    return s.vmstat[i] if i < len(s.vmstat) else 0
+
+
+def intervals(mem: Sequence[MemSample], stress: StressLog | None,
+              chunk_size: int, page_size: int = PAGE_SIZE) -> list[Interval]:
+    """Per sampling interval: reclaim's counters, its deficit and what the shrinker was asked.
+
+    Only samples that carry the vmstat counters count. A request is placed in the interval
+    whose end it precedes; chunks held is the workload's last report before the interval's end.
+    """
+    samples = [s for s in mem if len(s.vmstat) >= len(VMSTAT_FIELDS)]
+    asked = [(e.t, e.int("n")) for e in stress.of("asked")] if stress else []
+    held = ([(e.t, e.int("held")) for e in stress.events
+             if e.kind in ("added", "freed") and "held" in e.fields] if stress else [])
+    out: list[Interval] = []
+    for a, b in zip(samples, samples[1:], strict=False):
+        def d(name: str, a: MemSample = a, b: MemSample = b) -> int:
+            return max(0, _counter(b, name) - _counter(a, name))
+
+        sk, sd = d("pgscan_kswapd"), d("pgscan_direct")
+        rk, rd = d("pgsteal_kswapd"), d("pgsteal_direct")
+        in_iv = [n for t, n in asked if a.t < t <= b.t]
+        last_held = [h for t, h in held if t <= b.t]
+        out.append(Interval(a.t, b.t, sk, sd, rk, rd, d("pgrefill"),
+                            max(0, sk + sd - rk - rd) * page_size,
+                            sum(in_iv) * chunk_size, len(in_iv),
+                            (last_held[-1] if last_held else 0) * chunk_size))
+    return out
+
+
+def oom_time(mem: Sequence[MemSample]) -> float | None:
+    """Guest uptime of the first sample whose oom_kill count rose, if any."""
+    samples = [s for s in mem if len(s.vmstat) >= len(VMSTAT_FIELDS)]
+    for a, b in zip(samples, samples[1:], strict=False):
+        if _counter(b, "oom_kill") > _counter(a, "oom_kill"):
+            return b.t
+    return None
+
+
+def summary(ivs: Sequence[Interval], t_start: float | None = None,
+            t_oom: float | None = None) -> dict[str, Any]:
+    """Totals over the intervals (from ``t_start``): deficit, asked, their ratio, the split."""
+    sel = [iv for iv in ivs if t_start is None or iv.t1 > t_start]
+    deficit = sum(iv.deficit_bytes for iv in sel)
+    asked = sum(iv.asked_bytes for iv in sel)
+    return {
+        "intervals": len(sel),
+        "scanned_pages": sum(iv.scanned_kswapd + iv.scanned_direct for iv in sel),
+        "reclaimed_pages": sum(iv.reclaimed_kswapd + iv.reclaimed_direct for iv in sel),
+        "scanned_direct_pages": sum(iv.scanned_direct for iv in sel),
+        "refill_pages": sum(iv.refill for iv in sel),
+        "deficit_bytes": deficit,
+        "asked_bytes": asked,
+        "asked_per_deficit": round(asked / deficit, 3) if deficit else None,
+        "requests": sum(iv.requests for iv in sel),
+        "t_oom_s": (round(t_oom - t_start, 2) if t_oom is not None and t_start is not None
+                    else None),
+    }
+
+
+def as_rows(ivs: Sequence[Interval]) -> list[dict[str, Any]]:
+    return [asdict(iv) for iv in ivs]

@@ -1,0 +1,61 @@
+"""Reclaim's deficit beside what the shrinker was asked, from the sampler's vmstat columns."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from harness.scenarios.mempressure import guest_scripts as G
+from harness.scenarios.mempressure.reclaim import intervals, oom_time, summary
+from harness.scenarios.mempressure.workload_output import parse_mem_series, parse_stress
+
+# uptime MemAvailable SwapTotal SwapFree pgscan_k pgscan_d pgsteal_k pgsteal_d pgrefill oom
+SERIES = """uptime_s mem_available_kib swap_total_kib swap_free_kib ...
+10.0 50000 98000 98000 0 0 0 0 0 0
+10.5 40000 98000 90000 1000 0 600 0 50 0
+11.0 30000 98000 80000 1500 300 800 200 80 0
+11.5 1000 98000 0 1500 900 800 300 80 1
+"""
+STRESS = ("EV 10.2 added n=10 held=10 advertised=10\n"
+          "EV 10.4 asked n=1 requests=1 asked_total=1\n"
+          "EV 10.9 asked n=2 requests=2 asked_total=3\n"
+          "EV 10.95 freed n=3 held=7\n")
+
+
+def test_intervals_set_the_deficit_beside_what_was_asked() -> None:
+    ivs = intervals(parse_mem_series(SERIES), parse_stress(STRESS), chunk_size=1 << 20)
+    assert len(ivs) == 3
+    first, second, third = ivs
+    assert (first.scanned_kswapd, first.reclaimed_kswapd) == (1000, 600)
+    assert first.deficit_bytes == 400 * 4096 and first.asked_bytes == 1 << 20
+    assert second.scanned_direct == 300 and second.deficit_bytes == (800 - 400) * 4096
+    assert second.asked_bytes == 2 << 20 and second.requests == 1
+    assert second.held_bytes == 7 << 20
+    assert third.deficit_bytes == 500 * 4096 and third.asked_bytes == 0
+
+
+def test_summary_and_oom_time() -> None:
+    mem = parse_mem_series(SERIES)
+    ivs = intervals(mem, parse_stress(STRESS), chunk_size=1 << 20)
+    assert oom_time(mem) == 11.5
+    s = summary(ivs, t_start=10.0, t_oom=oom_time(mem))
+    assert s["deficit_bytes"] == 1300 * 4096 and s["asked_bytes"] == 3 << 20
+    assert s["asked_per_deficit"] == round((3 << 20) / (1300 * 4096), 3)
+    assert s["t_oom_s"] == 1.5 and s["scanned_direct_pages"] == 900
+
+
+def test_old_samples_without_counters_give_no_intervals() -> None:
+    mem = parse_mem_series("1 1000 2000 2000\n2 500 2000 1000\n")
+    assert len(mem) == 2 and intervals(mem, None, 4096) == [] and oom_time(mem) is None
+    assert summary([])["asked_per_deficit"] is None
+
+
+def test_the_sampler_prints_every_column_once_per_interval(tmp_path: Path) -> None:
+    """The guest's sampler line, run by the host's busybox awk on the host's /proc."""
+    out = tmp_path / "mem.ts"
+    cmd = G.start_sampler(str(out), 0.1).replace("while :; do", "for i in 1 2; do")
+    cmd = cmd.replace("awk ", "busybox awk ").replace(" &", "")
+    subprocess.run(["sh", "-c", cmd], check=True, timeout=30)
+    rows = [ln.split() for ln in out.read_text().splitlines()]
+    assert len(rows) == 2 and all(len(r) == len(G.MEM_COLUMNS) for r in rows)
+    assert all(v.isdigit() for v in rows[0][1:])
