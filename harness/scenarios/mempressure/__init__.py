@@ -37,6 +37,18 @@ class Mempressure:
         for section, keys in REQUIRED.items():
             for key, kind in keys.items():
                 spec.get(section, key, kind)
+        ref = spec.data.get("reference")
+        if ref is not None:
+            if not isinstance(ref, dict):
+                raise UsageError(f"{spec.path} [reference]", "must be a table")
+            unknown = sorted(set(ref) - {"label", "setup"})
+            if unknown:
+                raise UsageError(f"{spec.path} [reference] {unknown[0]}",
+                                 "unknown key (known: label, setup)")
+            spec.get("reference", "label", str)
+            setup = ref.get("setup", [])
+            if not (isinstance(setup, list) and all(isinstance(c, str) for c in setup)):
+                raise UsageError(f"{spec.path} [reference] setup", "must be a list of strings")
         if spec.vm.cgroup != "v1":
             raise UsageError(f"{spec.path} [vm] cgroup",
                              "the shrinker lives in the cgroup v1 memory controller: use \"v1\"")

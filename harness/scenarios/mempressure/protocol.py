@@ -178,6 +178,10 @@ class Protocol:
             if "child_cgroup" in wanted:
                 with ctx.phase("child cgroup"):
                     self._child()
+            reference = self.sc.data.get("reference")
+            if reference and ("notifications" in wanted or "oom_absence" in wanted):
+                with ctx.phase(f"reference ({reference.get('label', 'reference')})"):
+                    self._reference(reference)
         finally:
             sampler.stop()
             with ctx.phase("collect"):
@@ -273,12 +277,22 @@ class Protocol:
         return "exit 0" if rc == 0 else (f"killed by signal {rc - 128}" if rc > 128
                                          else f"exit {rc}")
 
-    def _stress(self) -> None:
+    def _reference(self, reference: dict[str, Any]) -> None:
+        """The stress phase again under the reference's guest setup (e.g. the classic LRU
+        beside MGLRU): the same workload and sizes in the same boot, as evidence for the
+        report, never a check."""
+        for cmd in reference.get("setup", []):
+            self.vm.run(cmd, timeout=60, check=True)
+        self._mark(f"reference: {reference.get('label', '')}")
+        self._stress(suffix="-reference", idle=False)
+
+    def _stress(self, suffix: str = "", idle: bool = True) -> None:
         vm, ctx = self.vm, self.ctx
         cg = self.sc.get("workload", "cgroup", str)
         chunk = self.sc.get("workload", "chunk_size")
-        self._mpctl(f"register {chunk} add +50 wait "
-                    f"{self.sc.get('notifications', 'idle_wait_ms')} read", "idle")
+        if idle:
+            self._mpctl(f"register {chunk} add +50 wait "
+                        f"{self.sc.get('notifications', 'idle_wait_ms')} read", "idle")
         obs: dict[str, Any] = {"oom_kill_before": self._oom_kill()}
         start = ctx.console_mark()
         factor = float(self.sc.get("notifications", "working_set_factor", float))
@@ -299,20 +313,22 @@ class Protocol:
             vm.balloon(ram)
             self._mark("balloon released")
 
-        self._mark("stress start", self._guest_uptime())
+        obs["t_start"] = self._guest_uptime()
+        self._mark(f"stress{suffix} start", obs["t_start"])
         timeout = float(ctx.options.get("duration_s") or
                         self.sc.get("notifications", "stress_timeout_s"))
-        ended, lines, err = self._run_workload(argv, "/tmp/mpstress", "mpstress", timeout,
+        ended, lines, err = self._run_workload(argv, f"/tmp/mpstress{suffix}",
+                                               f"mpstress{suffix}", timeout,
                                                during=[(squeeze_at, squeeze)])
-        self._mark("stress end")
+        self._mark(f"stress{suffix} end")
         obs["ended"] = ended
         obs["oom_kill_after"] = self._oom_kill()
-        ctx.save("mpstress.out", lines)
-        ctx.save("mpstress.err", err)
-        ctx.save("dmesg-stress.txt", self._patient("dmesg").stdout)
+        ctx.save(f"mpstress{suffix}.out", lines)
+        ctx.save(f"mpstress{suffix}.err", err)
+        ctx.save(f"dmesg-stress{suffix}.txt", self._patient("dmesg").stdout)
         obs["console"] = [start, ctx.console_mark()]
         obs["qmp_status"] = vm.query_status()
-        ctx.observe("stress", obs)
+        ctx.observe(f"stress{suffix.replace('-', '_')}", obs)
 
     def _child(self) -> None:
         vm, ctx = self.vm, self.ctx

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.core.plugin import SavedRun
+from harness.scenarios.mempressure import reclaim
 from harness.scenarios.mempressure.workload_output import (
     MemSample,
     StressLog,
@@ -80,7 +81,7 @@ def _segments(points: Sequence[tuple[float, float]], gap: float) -> list[list[tu
 
 def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
                  markers: Sequence[dict[str, Any]], width: int = 900, height: int = 340,
-                 gap_s: float = 5.0) -> str:
+                 gap_s: float = 5.0, unit: str = "MiB", legend_label: str | None = None) -> str:
     """A dependency-free SVG line chart over guest uptime (pure: data in, markup out)."""
     pts = [p for s in lines for p in s.points]
     ts = [p[0] for p in pts] + [t for t, _ in requests] + [float(m["t"]) for m in markers]
@@ -101,7 +102,7 @@ def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
-           f'<text x="{left - 45}" y="{top - 8}">MiB</text>']
+           f'<text x="{left - 45}" y="{top - 8}">{unit}</text>']
     for i in range(6):
         v = ymax * i / 5
         out.append(f'<text x="{left - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
@@ -127,7 +128,9 @@ def timeline_svg(lines: Sequence[Series], requests: Sequence[tuple[float, int]],
             path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in seg)
             out.append(f'<polyline fill="none" stroke="{s.color}" stroke-width="1.5"{dash} '
                        f'points="{path}"/>')
-    legend = [*((s.label, s.color) for s in lines), ("kernel requests (ticks)", "#ff7f0e")]
+    legend = [*((s.label, s.color) for s in lines)]
+    if requests or legend_label is None:
+        legend.append(("kernel requests (ticks)", "#ff7f0e"))
     for i, (label, color) in enumerate(legend):
         lx = left + (i % 3) * 280
         ly = height - 30 + 16 * (i // 3)
@@ -149,4 +152,81 @@ def run_svg(run: SavedRun) -> str:
         host = []
     chunk = int(run.spec.data.get("workload", {}).get("chunk_size", 1 << 20))
     lines, requests = timeline_series(mem, stress, chunk, host)
-    return timeline_svg(lines, requests, run.observations.get("markers", [])) + CAPTION
+    return (timeline_svg(lines, requests, run.observations.get("markers", [])) + CAPTION
+            + deficit_html(run, mem, chunk))
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One stress pass of a run: its label, its intervals from its start, how it ended."""
+
+    label: str
+    t_start: float
+    intervals: list[reclaim.Interval]
+    summary: dict[str, Any]
+
+
+def stress_passes(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> list[Pass]:
+    """The run's stress pass and, where the scenario has one, its reference pass."""
+    out = []
+    ref_label = str(run.spec.data.get("reference", {}).get("label", "reference"))
+    for obs_key, artifact, label in (("stress", "mpstress.out", "this run"),
+                                     ("stress_reference", "mpstress-reference.out", ref_label)):
+        obs = run.observations.get(obs_key)
+        if not obs or not run.has(artifact) or obs.get("t_start") is None:
+            continue
+        stress = parse_stress(run.text(artifact))
+        t0 = float(obs["t_start"])
+        t_end = max([e.t for e in stress.events] + [t0]) + 1.0
+        window = [m for m in mem if t0 - 0.6 <= m.t <= t_end]
+        ivs = reclaim.intervals(window, stress, chunk)
+        t_oom = reclaim.oom_time(window)
+        out.append(Pass(label, t0, ivs, reclaim.summary(ivs, t0, t_oom)))
+    return out
+
+
+def _cumulative(p: Pass, attr: str) -> list[tuple[float, float]]:
+    total, pts = 0, []
+    for iv in p.intervals:
+        total += getattr(iv, attr)
+        pts.append((iv.t1 - p.t_start, total / 2**20))
+    return pts
+
+
+def deficit_html(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> str:
+    """Reclaim's deficit beside what was asked, per pass (and per LRU, with a reference)."""
+    passes = [p for p in stress_passes(run, mem, chunk) if p.intervals]
+    if not passes:
+        return ""
+    colors = [("#d62728", "#1f77b4", "#2ca02c"), ("#ff9896", "#aec7e8", "#98df8a")]
+    cum: list[Series] = []
+    held: list[Series] = []
+    for i, p in enumerate(passes):
+        c = colors[i % 2]
+        dashed = i > 0
+        cum.append(Series(f"deficit, {p.label} (MiB, cumulative)", c[0],
+                          _cumulative(p, "deficit_bytes"), dashed))
+        cum.append(Series(f"asked, {p.label} (MiB, cumulative)", c[1],
+                          _cumulative(p, "asked_bytes"), dashed))
+        held.append(Series(f"chunks held, {p.label} (MiB)", c[2],
+                           [(iv.t1 - p.t_start, iv.held_bytes / 2**20) for iv in p.intervals],
+                           dashed))
+    rows = "".join(
+        f"<tr><td>{p.label}</td><td>{p.summary['scanned_pages']}</td>"
+        f"<td>{p.summary['reclaimed_pages']}</td><td>{p.summary['scanned_direct_pages']}</td>"
+        f"<td>{p.summary['deficit_bytes'] / 2**20:.1f}</td>"
+        f"<td>{p.summary['asked_bytes'] / 2**20:.1f}</td>"
+        f"<td>{p.summary['asked_per_deficit']}</td><td>{p.summary['requests']}</td>"
+        f"<td>{'-' if p.summary['t_oom_s'] is None else p.summary['t_oom_s']}</td></tr>"
+        for p in passes)
+    return ("<h3>Reclaim's deficit and what the shrinker was asked</h3>"
+            + timeline_svg(cum, [], [], unit="MiB", legend_label="")
+            + timeline_svg(held, [], [], height=260, unit="MiB", legend_label="")
+            + "<table><tr><th>pass</th><th>pages scanned</th><th>reclaimed</th>"
+              "<th>of them scanned by direct reclaim</th><th>deficit (MiB)</th>"
+              "<th>asked (MiB)</th><th>asked per deficit byte</th><th>requests</th>"
+              "<th>OOM kill after (s)</th></tr>" + rows + "</table>"
+            + "<p>Per 0.5 s sample: deficit = (pgscan - pgsteal) x page size from "
+              "/proc/vmstat (kswapd + direct), asked = chunks requested x chunk size; the x "
+              "axis is seconds since each pass's start. A dashed line is the reference pass "
+              "(the same workload in the same boot under the scenario's [reference] setup).</p>")
