@@ -63,7 +63,7 @@ class BatchRunner:
                        tuple(str(s) for s in req.series), tuple(req.fragments), req.base)
         return Job(k, ScenarioSpec("bisect", self.cfg.scenario, self.cfg.duration,
                                    tuple(self.cfg.checks)),
-                   VMSize("vm", self.cfg.ram_mib, self.cfg.swap_mib))
+                   VMSize("vm", self.cfg.ram_mib, self.cfg.swap_mib, self.cfg.smp))
 
     def _run(self, named: list[tuple[str, Target]]) -> tuple[list[JobResult],
                                                               dict[str, KernelBuild]]:

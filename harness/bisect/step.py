@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.bisect.verdict import (
     EXIT_ABORT,
@@ -69,6 +70,9 @@ class BisectConfig:
     orig_head: str = ""
     workers: int = 1  # > 1: n-section, workers - 1 points per round, run in parallel
     scheduler: str | None = None  # a Dask scheduler for those rounds (default: local pool)
+    # series mode: what the base tree was when the bisect started (version, tarball hash):
+    # Debian's tarball moves, and a resume against another one would mix two kernels.
+    source_record: dict[str, Any] = field(default_factory=dict)
 
     def save(self) -> None:
         path = Path(self.run_dir) / CONFIG_FILE

@@ -61,7 +61,12 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
     from harness.core.runner import planned_checks
     from harness.core.spec import load_spec
     from harness.errors import UsageError
-    from harness.kernel.build import DEFAULT_FRAGMENTS, BuildRequest, resolve_inputs
+    from harness.kernel.build import (
+        DEFAULT_FRAGMENTS,
+        BuildRequest,
+        resolve_inputs,
+        source_record,
+    )
 
     sc = load_spec(args.scenario)  # a bad name fails now, not as 'skip' on every step
     checks = [c.name for c in planned_checks(sc, args.check or ())]
@@ -99,11 +104,29 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
         v = getattr(args, opt)
         if v is not None and not v.isdigit():
             raise UsageError(f"--{opt} {v}", "with --patches, a number of leading patches")
-    resolve_inputs(BuildRequest(source=args.source, rev=args.rev,
-                                series=tuple(Path(s) for s in series), fragments=frags,
-                                base=args.base))
+    inputs = resolve_inputs(BuildRequest(source=args.source, rev=args.rev,
+                                         series=tuple(Path(s) for s in series),
+                                         fragments=frags, base=args.base))
     return BisectConfig(mode="series", source=args.source, rev=args.rev, good=args.good or "0",
-                        bad=args.bad or "", **common)
+                        bad=args.bad or "", source_record=source_record(inputs.source),
+                        **common)
+
+
+def same_source(cfg: BisectConfig) -> None:
+    """A resumed series bisect must see the base tree it started on (exit 2 otherwise)."""
+    from harness.errors import UsageError
+    from harness.kernel.build import source_record
+    from harness.kernel.source import resolve_source
+
+    if cfg.mode != "series" or not cfg.source_record:
+        return
+    now = source_record(resolve_source(cfg.source, cfg.rev))
+    was = cfg.source_record
+    if now["identity"] != was["identity"]:
+        raise UsageError("--resume", f"this bisect started on {was.get('version')} "
+                         f"({was.get('package') or was['identity'][:28]}); the source is now "
+                         f"{now.get('version')} ({now.get('package') or now['identity'][:28]}):"
+                         " start a new bisect, or point --source at the original tarball")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.run_dir and (args.run_dir / CONFIG_FILE).is_file():
         cfg = BisectConfig.load(args.run_dir.resolve())
+        same_source(cfg)
     else:
         run_dir = (args.run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-bisect")
         run_dir = run_dir.resolve()

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     costs = {}
     for j in jobs:
         vm = load_spec(j.scenario.path).vm  # a bad scenario is named now, not per job
-        costs[j.id] = job_cost(j.vm.ram_mib or vm.ram_mib, vm.smp)
+        costs[j.id] = job_cost(j.vm.ram_mib or vm.ram_mib, j.vm.smp or vm.smp)
     out = args.run_dir.resolve() if args.run_dir else _new_run_dir(plan.name)
     out.mkdir(parents=True, exist_ok=True)
     print(f"matrix run directory: {out}", flush=True)

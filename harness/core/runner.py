@@ -156,7 +156,8 @@ class _Run:
         art = build_kernel(self.opts.build, progress=self.opts.build_progress)
         self.info["kernel"] = {"artifact": str(art.dir), "key": art.key,
                                "release": art.metadata.get("kernel_release"),
-                               "series": [s["name"] for s in art.metadata.get("series", [])]}
+                               "series": [s["name"] for s in art.metadata.get("series", [])],
+                               "source": art.metadata.get("source", {})}
         src, build_dir = lineage_dirs(resolve_inputs(self.opts.build))
         return KernelInfo(bzimage=art.bzimage, request=self.opts.build, source_tree=src,
                           build_dir=build_dir, config=art.config)

@@ -204,6 +204,14 @@ def _ccache_stats(env: dict[str, str]) -> dict[str, int]:
     return stats
 
 
+def source_record(src: Source) -> dict[str, Any]:
+    """What a kernel was built from, as metadata, plans and bisects record it: the kind and
+    place, the content identity (the tarball's sha256), the kernel version its Makefile
+    declares and, for Debian's tarball, the package version (it moves between machines)."""
+    return {"kind": src.kind, "location": str(src.location), "identity": src.identity,
+            "rev": src.rev, "version": src.version, "package": src.package}
+
+
 def config_id(inputs: ResolvedInputs) -> str:
     """What a build dir's configuration depends on: the base and the fragments' contents."""
     base = inputs.base if inputs.base_text is None else _sha256(inputs.base_text)
@@ -379,10 +387,7 @@ class KernelBuilder:
         meta: dict[str, Any] = {
             "key": key,
             "kernel_release": release,
-            "source": {"kind": self.inputs.source.kind,
-                       "location": str(self.inputs.source.location),
-                       "identity": self.inputs.source.identity,
-                       "rev": self.inputs.source.rev},
+            "source": source_record(self.inputs.source),
             "series": [{"name": p.name, "origin": p.origin, "sha256": p.sha256}
                        for p in self.inputs.patches],
             "fragments": [{"path": str(p), "sha256": _sha256(d)} for p, d in self.inputs.fragments],

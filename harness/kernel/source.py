@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -41,6 +42,16 @@ class Source:
     rev: str | None = None  # git commit
     base_dir: Path | None = None  # extracted pristine tree (tarball) or the user's dir
 
+    @property
+    def version(self) -> str:
+        """The kernel version its top Makefile declares (``6.12.117``), "" if unreadable."""
+        return makefile_version(self.read_base("Makefile") or b"")
+
+    @property
+    def package(self) -> str:
+        """The Debian package version that installed the default tarball ("" otherwise)."""
+        return debian_package_version(self.location) if self.kind == "tarball" else ""
+
     def describe(self) -> str:
         if self.kind == "git":
             return f"git {self.location} @ {self.rev}"
@@ -55,6 +66,66 @@ class Source:
         assert self.base_dir is not None
         p = self.base_dir / relpath
         return p.read_bytes() if p.is_file() else None
+
+
+def makefile_version(text: bytes) -> str:
+    """``VERSION.PATCHLEVEL.SUBLEVEL[EXTRAVERSION]`` from a kernel's top Makefile (pure)."""
+    vals: dict[str, str] = {}
+    for line in text.decode(errors="replace").splitlines()[:12]:
+        key, sep, val = line.partition("=")
+        if sep and key.strip() in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
+            vals[key.strip()] = val.strip()
+    if "VERSION" not in vals:
+        return ""
+    out = f"{vals['VERSION']}.{vals.get('PATCHLEVEL', '0')}"
+    if vals.get("SUBLEVEL", "0") not in ("", "0"):
+        out += f".{vals['SUBLEVEL']}"
+    return out + vals.get("EXTRAVERSION", "")
+
+
+@cache
+def debian_package_version(tarball: Path) -> str:
+    """Which Debian package (and version) owns ``tarball``: ``linux-source-6.12 6.12.117-1``."""
+    r = subprocess.run(["dpkg-query", "-S", str(tarball)], capture_output=True, text=True)
+    if r.returncode != 0 or ":" not in r.stdout:
+        return ""
+    pkg = r.stdout.split(":", 1)[0].strip()
+    v = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True,
+                       text=True)
+    return f"{pkg} {v.stdout.strip()}" if v.returncode == 0 else pkg
+
+
+def split_pin(source: str | Path | None) -> tuple[str | Path | None, str | None]:
+    """``--source`` may pin what it must be: ``PATH@PIN``, or a bare ``PIN`` for the default
+    tarball, where PIN is ``sha256:<hex>`` (the tarball's hash) or a kernel version
+    (``6.12.117``). Pure."""
+    if source is None or isinstance(source, Path):
+        return source, None
+    text = str(source)
+    if text.startswith("sha256:") or (text[:1].isdigit() and "/" not in text
+                                       and not Path(text).exists()):
+        return None, text
+    if "@" in text and not Path(text).exists():
+        path, _, pin = text.rpartition("@")
+        return path, pin
+    return source, None
+
+
+def check_pin(src: Source, pin: str | None, what: str) -> None:
+    """Exit 2 (naming ``--source``) unless ``src`` is what ``pin`` says it must be."""
+    if not pin:
+        return
+    if pin.startswith("sha256:"):
+        want = pin.removeprefix("sha256:").lower()
+        have = src.identity.rsplit(":", 1)[-1]
+        if src.kind != "tarball" or not have.startswith(want) or len(want) < 12:
+            raise UsageError(f"--source {what}", f"pinned to sha256:{want[:16]}..., but "
+                             f"{src.location} is {src.kind} {have[:16]}... "
+                             f"({src.version or 'unknown version'})")
+    elif src.version != pin:
+        raise UsageError(f"--source {what}", f"pinned to version {pin}, but {src.location} is "
+                         f"{src.version or 'of unknown version'}"
+                         + (f" ({src.package})" if src.package else ""))
 
 
 def _file_sha256(path: Path) -> str:
@@ -117,7 +188,14 @@ def _dir_identity(root: Path) -> str:
 
 
 def resolve_source(source: str | Path | None, rev: str | None = None) -> Source:
-    """Turn the user's ``--source`` (and ``--rev``) into a :class:`Source`."""
+    """Turn the user's ``--source`` (and ``--rev``) into a :class:`Source` (checking its pin)."""
+    where, pin = split_pin(source)
+    src = _resolve(where, rev)
+    check_pin(src, pin, str(source))
+    return src
+
+
+def _resolve(source: str | Path | None, rev: str | None) -> Source:
     path = Path(source) if source is not None else DEFAULT_TARBALL
     if not path.exists():
         hint = " (apt-get install linux-source-6.12)" if source is None else ""

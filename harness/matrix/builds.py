@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class KernelBuild:
     release: str = ""
     error: str = ""
     seconds: float = 0.0
+    source: dict[str, Any] = field(default_factory=dict)  # kernel.build.source_record
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,8 +79,10 @@ def build_all(jobs: Sequence[Job]) -> dict[str, KernelBuild]:
         log.info("matrix: kernel %s (key %s)", ", ".join(names), key[:12])
         try:
             art = build_kernel(build_request(kernels[names[0]]))
-            res = {"key": art.key, "bzimage": str(art.bzimage), "artifact_dir": str(art.dir),
-                   "release": str(art.metadata.get("kernel_release", ""))}
+            res: dict[str, Any] = {
+                "key": art.key, "bzimage": str(art.bzimage), "artifact_dir": str(art.dir),
+                "release": str(art.metadata.get("kernel_release", "")),
+                "source": dict(art.metadata.get("source", {}))}
             err = ""
         except HarnessError as exc:
             log.error("matrix: kernel %s did not build: %s", names[0], exc.one_line())

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.results import Status
-from harness.errors import HarnessError, InfraError
+from harness.errors import HarnessError, InfraError, SetupError
 from harness.matrix.builds import KernelBuild, resolve_keys
 from harness.matrix.job import DEFAULT_TIMEOUT_S, JobResult, build_request, run_job
 from harness.matrix.local import not_run
@@ -51,6 +51,7 @@ def build_task(k: KernelSpec, names: list[str]) -> dict[str, Any]:
         return {"error": exc.one_line(), "seconds": round(time.monotonic() - t0, 1)}
     return {"key": art.key, "bzimage": str(art.bzimage), "artifact_dir": str(art.dir),
             "release": str(art.metadata.get("kernel_release", "")),
+            "source": dict(art.metadata.get("source", {})),
             "seconds": round(time.monotonic() - t0, 1), "host": socket.gethostname(),
             "bzimage_bytes": art.bzimage.read_bytes(),
             "metadata_json": (art.dir / "metadata.json").read_text()}
@@ -101,7 +102,12 @@ def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_r
              accel: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S
              ) -> tuple[list[JobResult], dict[str, KernelBuild]]:
     """Submit the plan to the cluster at ``address``; results in plan order."""
-    from distributed import Client, as_completed
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise SetupError(f"--scheduler {address}", "needs the Dask extra: "
+                         ".venv/bin/pip install -e '.[dask]' (scripts/bootstrap installs it)"
+                         ) from exc
 
     keys = resolve_keys(jobs)  # bad inputs are named here, on the client, before any task
     kernels: dict[str, KernelBuild] = {}
@@ -152,5 +158,6 @@ def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_r
                 b = {"error": f"build task lost: {type(exc).__name__}: {exc}"}
             kernels[n] = KernelBuild(n, str(b.get("key", keys[n])), str(b.get("bzimage", "")),
                                      str(b.get("artifact_dir", "")), str(b.get("release", "")),
-                                     str(b.get("error", "")), float(b.get("seconds", 0.0)))
+                                     str(b.get("error", "")), float(b.get("seconds", 0.0)),
+                                     dict(b.get("source", {})))
     return [results[j.id] for j in jobs], kernels

@@ -74,6 +74,8 @@ def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
         argv += ["--ram", str(job.vm.ram_mib)]
     if job.vm.swap_mib is not None:
         argv += ["--swap", str(job.vm.swap_mib)]
+    if job.vm.smp is not None:
+        argv += ["--smp", str(job.vm.smp)]
     if job.scenario.duration is not None:
         argv += ["--duration", str(job.scenario.duration)]
     for c in job.scenario.checks:

@@ -46,7 +46,7 @@ from harness.kernel.build import BASE_TARGETS
 
 _KERNEL_KEYS = {"name", "source", "rev", "revs", "series", "fragments", "base"}
 _SCENARIO_KEYS = {"name", "path", "duration", "checks"}
-_VM_KEYS = {"name", "ram_mib", "swap_mib"}
+_VM_KEYS = {"name", "ram_mib", "swap_mib", "smp"}
 _TOP_KEYS = {"name", "description", "kernel", "scenario", "vm"}
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -76,6 +76,7 @@ class VMSize:
     name: str
     ram_mib: int | None = None  # None: the scenario's
     swap_mib: int | None = None
+    smp: int | None = None
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,9 @@ def _vms(path: Path, items: Any) -> list[VMSize]:
         _check_keys(path, f"[[vm]] #{i}", t, _VM_KEYS)
         ram = _int_or_none(path, f"[[vm]] #{i} ram_mib", t.get("ram_mib"), 64)
         swap = _int_or_none(path, f"[[vm]] #{i} swap_mib", t.get("swap_mib"), 0)
+        smp = _int_or_none(path, f"[[vm]] #{i} smp", t.get("smp"), 1)
         name = str(t.get("name") or (f"{ram}m" if ram else f"vm{i}"))
-        out.append(VMSize(name, ram, swap))
+        out.append(VMSize(name, ram, swap, smp))
     return out
 
 

@@ -153,7 +153,8 @@ def _saved_run(tmp_path: Path, **stress_obs: object) -> Path:
         "scenario": "mempressure", "planned": ["notifications", "oom_absence"],
         "infra_error": "", "interrupted": "", "info": {}, "timings_s": {}}))
     stress = {"oom_kill_before": 0, "oom_kill_after": 0, "ended": "exit 0",
-              "console": [0, None], "qmp_status": "running", "t_squeeze": 22.0}
+              "console": [0, None], "qmp_status": "running", "t_squeeze": 22.0,
+              "t_start": 10.0, "lru_gen": "0x0000"}
     stress.update(stress_obs)
     (run / "observations.json").write_text(json.dumps({
         "interface": {"path": "/sys/fs/cgroup/memory/memory.pressure_shrinker", "present": True},
@@ -162,6 +163,10 @@ def _saved_run(tmp_path: Path, **stress_obs: object) -> Path:
         "stress": stress}))
     (run / "mpstress.out").write_text(STRESS_OUT)
     (run / "console.log").write_text("[    0.000000] Linux version 6.12\n")
+    # uptime MemAvailable SwapTotal SwapFree, pgscan k/d, pgsteal k/d, pgrefill, oom_kill
+    (run / "memory-guest.tsv").write_text(
+        "header\n" + "".join(f"{10 + i} 1000 2000 2000 {100 * i} 0 {90 * i} 0 0 0\n"
+                             for i in range(15)))
     return run
 
 

@@ -155,6 +155,14 @@ def test_job_argv_boots_the_prebuilt_kernel() -> None:
     assert "--patches none" in " ".join(own) and "--ram" not in own and "--kernel" not in own
 
 
+def test_a_vm_size_carries_its_cpus_into_the_job() -> None:
+    """bisect --workers K dropped --smp: the matrix VM size had none."""
+    job = Job(KernelSpec("k"), ScenarioSpec("c", "c"), VMSize("s", 256, 64, 2))
+    argv = job_argv(job, None, Path("/r"), python="py")
+    assert argv[argv.index("--smp") + 1] == "2"
+    assert "--smp" not in job_argv(_job(), None, Path("/r"), python="py")
+
+
 def test_job_build_options_mean_exactly_the_matrix_build() -> None:
     """The job's `harness run` options parse back to the request the matrix built."""
     import argparse

@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 from harness.scenarios.mempressure import guest_scripts as G
-from harness.scenarios.mempressure.reclaim import intervals, oom_time, summary
+from harness.scenarios.mempressure.checks import Band, asked_per_deficit, gap_statement
+from harness.scenarios.mempressure.reclaim import Interval, Pass, intervals, oom_time, summary
 from harness.scenarios.mempressure.workload_output import parse_mem_series, parse_stress
 
 # uptime MemAvailable SwapTotal SwapFree pgscan_k pgscan_d pgsteal_k pgsteal_d pgrefill oom
@@ -59,3 +60,32 @@ def test_the_sampler_prints_every_column_once_per_interval(tmp_path: Path) -> No
     rows = [ln.split() for ln in out.read_text().splitlines()]
     assert len(rows) == 2 and all(len(r) == len(G.MEM_COLUMNS) for r in rows)
     assert all(v.isdigit() for v in rows[0][1:])
+
+
+def _pass(asked_mib: int, missed_mib: int, oom_at: float | None = None) -> Pass:
+    iv = [Interval(10.0 + i, 11.0 + i, 0, 0, 0, 0, 0, (missed_mib << 20) // 4,
+                   (asked_mib << 20) // 4, 1, 0) for i in range(4)]
+    return Pass("this run", 10.0, True, iv, oom_at, summary(iv, 10.0, oom_at))
+
+
+def test_the_band_holds_asks_against_misses_and_fails_both_ways() -> None:
+    band = Band(0.75, 1.6, 16)
+    assert asked_per_deficit(_pass(100, 100), band).ok
+    assert not asked_per_deficit(_pass(200, 100), band).ok  # a pass reported twice
+    low = asked_per_deficit(_pass(50, 100), band)  # direct reclaim silent
+    assert not low.ok and low.observed.startswith("0.50")
+    small = asked_per_deficit(_pass(1, 8), band)
+    assert small.ok and "not judged" in small.observed
+    assert not asked_per_deficit(None, band).ok
+
+
+def test_the_last_seconds_before_an_oom_kill_are_not_held_against_the_asks() -> None:
+    p = _pass(100, 100, oom_at=14.0)
+    assert [iv.t1 for iv in p.before_oom()] == [11.0, 12.0]  # 13.0 > 14.0 - 1.5
+
+
+def test_the_gap_is_named_in_plain_words() -> None:
+    text = gap_statement(_pass(40, 100, oom_at=14.0), _pass(400, 400))
+    assert "OOM kill 4.0 s into the stress phase under MGLRU" in text
+    assert "asked 40 MiB" in text and "missed 400 MiB" in text and "no OOM kill" in text
+    assert gap_statement(_pass(40, 100), None) == ""

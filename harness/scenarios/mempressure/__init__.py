@@ -37,6 +37,13 @@ class Mempressure:
         for section, keys in REQUIRED.items():
             for key, kind in keys.items():
                 spec.get(section, key, kind)
+        # Optional, so that runs saved before it existed are judged again as they were.
+        band = spec.get("notifications", "asked_per_deficit", list, [0, 1])
+        spec.get("notifications", "min_deficit_mib", int, 0)
+        if not (len(band) == 2 and all(isinstance(x, (int, float)) for x in band)
+                and 0 <= band[0] < band[1]):
+            raise UsageError(f"{spec.path} [notifications] asked_per_deficit",
+                             f"must be [low, high] with 0 <= low < high, not {band!r}")
         ref = spec.data.get("reference")
         if ref is not None:
             if not isinstance(ref, dict):

@@ -17,6 +17,7 @@ from harness.console import Finding, Severity
 from harness.console.patterns import KINDS
 from harness.core.plugin import CheckDef
 from harness.core.results import CheckResult, Expectation, Status, judged
+from harness.scenarios.mempressure.reclaim import PAGE_SIZE, Pass
 from harness.scenarios.mempressure.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"
@@ -102,8 +103,60 @@ def asked_beyond_advertised(stress: StressLog) -> tuple[str, int, int]:
     return worst, total, adv
 
 
+@dataclass(frozen=True)
+class Band:
+    """What a window asks, per byte reclaim missed: the .rst's "the deficit, in bytes"."""
+
+    low: float
+    high: float
+    min_deficit_mib: int
+
+
+def asked_per_deficit(p: Pass | None, band: Band) -> Expectation:
+    """Asked bytes against reclaim's own count of pages it scanned and could not reclaim.
+
+    Over the stress phase up to 1.5 s before any OOM kill (vmpressure_prio()'s synthetic
+    windows there ask without scanning). Below ``min_deficit_mib`` of misses there is
+    nothing to hold the asks against, and the expectation says so rather than guess.
+    """
+    what = "asked per byte reclaim missed (pgscan - pgsteal, /proc/vmstat)"
+    expected = f"{band.low}..{band.high}"
+    if p is None or not p.intervals:
+        return Expectation(what, expected, "no reclaim counters sampled", False)
+    ivs = p.before_oom()
+    deficit = sum(iv.deficit_bytes for iv in ivs)
+    asked = sum(iv.asked_bytes for iv in ivs)
+    if deficit < band.min_deficit_mib * 2**20:
+        return Expectation(what, expected, f"reclaim missed only {deficit / 2**20:.1f} MiB "
+                           f"(< {band.min_deficit_mib} MiB): not judged", True)
+    ratio = asked / deficit
+    return Expectation(what, expected, f"{ratio:.2f} (asked {asked / 2**20:.0f} MiB, missed "
+                       f"{deficit / 2**20:.0f} MiB{', MGLRU' if p.mglru else ''})",
+                       band.low <= ratio <= band.high)
+
+
+def gap_statement(p: Pass | None, reference: Pass | None) -> str:
+    """In plain words, what reclaim and the shrinker did in a pass that ended in an OOM kill
+    (and what the same workload saw in the reference pass): the measured gap, named."""
+    if p is None or p.t_oom is None:
+        return ""
+    s = p.summary
+    lru = "MGLRU" if p.mglru else "the classic LRU"
+    text = (f"OOM kill {s['t_oom_s']} s into the stress phase under {lru}: reclaim scanned "
+            f"{s['scanned_pages'] * PAGE_SIZE >> 20} MiB, missed {s['deficit_bytes'] >> 20} MiB, "
+            f"and the shrinker was asked {s['asked_bytes'] >> 20} MiB")
+    if reference is not None:
+        r = reference.summary
+        text += (f"; {reference.label}, same workload in the same boot: missed "
+                 f"{r['deficit_bytes'] >> 20} MiB, asked {r['asked_bytes'] >> 20} MiB, "
+                 + ("no OOM kill" if reference.t_oom is None
+                    else f"OOM kill after {r['t_oom_s']} s"))
+    return text
+
+
 def check_notifications(stress: StressLog, idle_ops: Sequence[OpResult],
                         squeeze_latency_s: float | None, squeeze_bound_s: float,
+                        stress_pass: Pass | None = None, band: Band | None = None,
                         artifact: str = "mpstress.out") -> CheckResult:
     """Check 1: requests arrive under pressure, are sane, and don't arrive without it."""
     asked = stress.of("asked")
@@ -123,6 +176,8 @@ def check_notifications(stress: StressLog, idle_ops: Sequence[OpResult],
     exps.append(Expectation("request after a balloon squeeze", f"within {squeeze_bound_s:.0f} s",
                             "no request after the squeeze" if squeeze_latency_s is None
                             else f"{squeeze_latency_s:.2f} s", lat_ok))
+    if band is not None:
+        exps.append(asked_per_deficit(stress_pass, band))
     return _result("notifications", exps, artifact,
                    {"requests": len(asked), "chunks_asked": total_asked,
                     "chunks_advertised": adv, "squeeze_to_request_s": squeeze_latency_s,
@@ -165,7 +220,7 @@ class OomObservations:
 
 def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
                       title: str = TITLES["oom_absence"],
-                      artifact: str = "console.log") -> CheckResult:
+                      artifact: str = "console.log", gap: str = "") -> CheckResult:
     """Check 3: with the shrinker doing its job, nothing gets OOM-killed and nothing breaks."""
     exps = []
     delta = (None if obs.oom_kill_before is None or obs.oom_kill_after is None
@@ -183,7 +238,10 @@ def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
                             "summary", "SUMMARY end=work",
                             f"end={end}" if obs.stress.summary else obs.stress_exit,
                             str(end) == "work"))
-    return judged(name, title, exps, artifact, {"oom_kill_delta": delta})
+    res = judged(name, title, exps, artifact, {"oom_kill_delta": delta})
+    if res.status == Status.FAIL and gap:
+        res.message = f"{res.summary()} -- {gap}"
+    return res
 
 
 def check_child_cgroup(oom: OomObservations, limit_bytes: int, failcnt: int | None,

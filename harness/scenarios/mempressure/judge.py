@@ -13,8 +13,14 @@ from harness import ktap
 from harness.console import Finding, classify_text
 from harness.core.plugin import SavedRun
 from harness.core.results import CheckResult, Status
+from harness.core.spec import ScenarioSpec
 from harness.scenarios.mempressure import checks as C
-from harness.scenarios.mempressure.workload_output import parse_ops, parse_stress
+from harness.scenarios.mempressure import timeline
+from harness.scenarios.mempressure.workload_output import (
+    parse_mem_series,
+    parse_ops,
+    parse_stress,
+)
 
 
 def _findings(run: SavedRun, obs: dict[str, Any], dmesg_file: str) -> list[Finding]:
@@ -52,6 +58,15 @@ def _contract(run: SavedRun, obs: dict[str, Any]) -> CheckResult:
                             bool(obs.get("timed_out")), run.findings_between(start, end))
 
 
+def band(sc: ScenarioSpec) -> C.Band | None:
+    """``[notifications] asked_per_deficit`` = [low, high] and ``min_deficit_mib`` (None for a
+    run saved before the scenario had them: it is judged as it was then)."""
+    if "asked_per_deficit" not in sc.data.get("notifications", {}):
+        return None
+    low, high = sc.get("notifications", "asked_per_deficit", list)
+    return C.Band(float(low), float(high), int(sc.get("notifications", "min_deficit_mib")))
+
+
 def judge(run: SavedRun) -> list[CheckResult]:
     obs = run.observations
     sc = run.spec
@@ -71,11 +86,17 @@ def judge(run: SavedRun) -> list[CheckResult]:
             why = f"{iface.get('path')} (mpstress: {run.text('mpstress.err').strip()})"
             return out + [C.interface_missing(n, C.TITLES[n], why)
                           for n in ("notifications", "oom_absence")]
+        passes = {p.label: p for p in timeline.stress_passes(
+            run, parse_mem_series(run.text("memory-guest.tsv")),
+            int(sc.get("workload", "chunk_size")))}
+        main = passes.pop("this run", None)
+        reference = next(iter(passes.values()), None)
         out.append(C.check_notifications(
             stress, parse_ops(mpctl.get("idle", "")), squeeze_latency(run),
-            float(sc.get("notifications", "squeeze_bound_s"))))
+            float(sc.get("notifications", "squeeze_bound_s")), main, band(sc)))
         out.append(C.check_oom_absence(_oom_obs(run, obs["stress"], "mpstress.out",
-                                                "dmesg-stress.txt")))
+                                                "dmesg-stress.txt"),
+                                       gap=C.gap_statement(main, reference)))
     if "child" in obs:
         ch = obs["child"]
         out.append(C.check_child_cgroup(

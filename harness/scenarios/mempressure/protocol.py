@@ -293,7 +293,9 @@ class Protocol:
         if idle:
             self._mpctl(f"register {chunk} add +50 wait "
                         f"{self.sc.get('notifications', 'idle_wait_ms')} read", "idle")
-        obs: dict[str, Any] = {"oom_kill_before": self._oom_kill()}
+        obs: dict[str, Any] = {"oom_kill_before": self._oom_kill(),
+                               "lru_gen": vm.run("cat /sys/kernel/mm/lru_gen/enabled "
+                                                 "2>/dev/null", timeout=30).stdout.strip()}
         start = ctx.console_mark()
         factor = float(self.sc.get("notifications", "working_set_factor", float))
         work = self._work_bytes(float(self.sc.get("notifications", "work_factor", float)))

@@ -45,8 +45,15 @@ def _counter(s: MemSample, name: str) -> int:
 
 
 def intervals(mem: Sequence[MemSample], stress: StressLog | None,
-              chunk_size: int, page_size: int = PAGE_SIZE) -> list[Interval]:
+              chunk_size: int, mglru: bool = False,
+              page_size: int = PAGE_SIZE) -> list[Interval]:
     """Per sampling interval: reclaim's counters, its deficit and what the shrinker was asked.
+
+    The deficit is what the series' vmpressure windows count (patch 0006): pages scanned for
+    eviction and not reclaimed. /proc/vmstat's pgscan counts what eviction isolated under
+    either LRU; under MGLRU the folios it sorted into a younger generation because they were
+    in use count as scanned too, and those are MGLRU's pgrefill (the classic LRU's pgrefill
+    is its active-list scan, which vmpressure does not see).
 
     Only samples that carry the vmstat counters count. A request is placed in the interval
     whose end it precedes; chunks held is the workload's last report before the interval's end.
@@ -64,8 +71,9 @@ def intervals(mem: Sequence[MemSample], stress: StressLog | None,
         rk, rd = d("pgsteal_kswapd"), d("pgsteal_direct")
         in_iv = [n for t, n in asked if a.t < t <= b.t]
         last_held = [h for t, h in held if t <= b.t]
-        out.append(Interval(a.t, b.t, sk, sd, rk, rd, d("pgrefill"),
-                            max(0, sk + sd - rk - rd) * page_size,
+        refill = d("pgrefill")
+        out.append(Interval(a.t, b.t, sk, sd, rk, rd, refill,
+                            max(0, sk + sd + (refill if mglru else 0) - rk - rd) * page_size,
                             sum(in_iv) * chunk_size, len(in_iv),
                             (last_held[-1] if last_held else 0) * chunk_size))
     return out
@@ -103,3 +111,41 @@ def summary(ivs: Sequence[Interval], t_start: float | None = None,
 
 def as_rows(ivs: Sequence[Interval]) -> list[dict[str, Any]]:
     return [asdict(iv) for iv in ivs]
+
+
+def lru_gen_on(state: str | None) -> bool:
+    """``/sys/kernel/mm/lru_gen/enabled`` as read in the guest ("0x0007"): is MGLRU on?"""
+    try:
+        return bool(int((state or "0").strip(), 16) & 1)
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One stress pass of a run: its label, its intervals from its start, how it ended."""
+
+    label: str
+    t_start: float
+    mglru: bool
+    intervals: list[Interval]
+    t_oom: float | None
+    summary: dict[str, Any]
+
+    def before_oom(self, margin_s: float = 1.5) -> list[Interval]:
+        """The intervals that end ``margin_s`` before the first OOM kill (all without one):
+        the last second or so before an OOM kill is vmpressure_prio()'s synthetic windows, which
+        ask without any scanning (a deficit /proc/vmstat does not see)."""
+        if self.t_oom is None:
+            return list(self.intervals)
+        return [iv for iv in self.intervals if iv.t1 <= self.t_oom - margin_s]
+
+
+def stress_pass(label: str, mem: Sequence[MemSample], stress: StressLog, t_start: float,
+                chunk_size: int, mglru: bool) -> Pass:
+    """The samples from ``t_start`` to the workload's last event, as one :class:`Pass`."""
+    t_end = max([e.t for e in stress.events] + [t_start]) + 1.0
+    window = [m for m in mem if t_start - 0.6 <= m.t <= t_end]
+    ivs = intervals(window, stress, chunk_size, mglru)
+    t_oom = oom_time(window)
+    return Pass(label, t_start, mglru, ivs, t_oom, summary(ivs, t_start, t_oom))

@@ -156,17 +156,7 @@ def run_svg(run: SavedRun) -> str:
             + deficit_html(run, mem, chunk))
 
 
-@dataclass(frozen=True)
-class Pass:
-    """One stress pass of a run: its label, its intervals from its start, how it ended."""
-
-    label: str
-    t_start: float
-    intervals: list[reclaim.Interval]
-    summary: dict[str, Any]
-
-
-def stress_passes(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> list[Pass]:
+def stress_passes(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> list[reclaim.Pass]:
     """The run's stress pass and, where the scenario has one, its reference pass."""
     out = []
     ref_label = str(run.spec.data.get("reference", {}).get("label", "reference"))
@@ -175,17 +165,13 @@ def stress_passes(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> list[P
         obs = run.observations.get(obs_key)
         if not obs or not run.has(artifact) or obs.get("t_start") is None:
             continue
-        stress = parse_stress(run.text(artifact))
-        t0 = float(obs["t_start"])
-        t_end = max([e.t for e in stress.events] + [t0]) + 1.0
-        window = [m for m in mem if t0 - 0.6 <= m.t <= t_end]
-        ivs = reclaim.intervals(window, stress, chunk)
-        t_oom = reclaim.oom_time(window)
-        out.append(Pass(label, t0, ivs, reclaim.summary(ivs, t0, t_oom)))
+        out.append(reclaim.stress_pass(label, mem, parse_stress(run.text(artifact)),
+                                       float(obs["t_start"]), chunk,
+                                       reclaim.lru_gen_on(obs.get("lru_gen"))))
     return out
 
 
-def _cumulative(p: Pass, attr: str) -> list[tuple[float, float]]:
+def _cumulative(p: reclaim.Pass, attr: str) -> list[tuple[float, float]]:
     total, pts = 0, []
     for iv in p.intervals:
         total += getattr(iv, attr)
