@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from harness.commands.vm_options import add_vm_arguments, config_from_args
 from harness.vm import Machine
-from harness.vm.cli_support import add_vm_arguments, config_from_args
 
 NAME = "boot"
 HELP = "boot a kernel in QEMU to SSH-ready, print kernel version, RAM, swap, accel, boot time"

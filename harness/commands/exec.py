@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.commands.build import add_build_options, request_from_args, terminal_progress
+from harness.commands.vm_options import add_vm_arguments, vm_settings_from_args
 from harness.errors import InfraError, UsageError
-from harness.vm.cli_support import add_vm_arguments, vm_settings_from_args
 
 NAME = "exec"
 HELP = "boot a guest, run one command in it (streamed), exit with its status; a crash is 3"
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_ram_on_host(vm_set.ram_mib)
     if args.kernel is not None:
-        from harness.vm.cli_support import resolve_kernel
+        from harness.commands.vm_options import resolve_kernel
 
         kernel = resolve_kernel(args.kernel)
     else:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.commands.build import add_build_options, request_from_args, terminal_progress
-from harness.vm.cli_support import add_vm_arguments
+from harness.commands.vm_options import add_vm_arguments
 
 if TYPE_CHECKING:
     from harness.core.runner import RunOptions
@@ -65,9 +65,9 @@ def kernel_request(args: argparse.Namespace, spec: ScenarioSpec) -> BuildRequest
 
 def run_options(args: argparse.Namespace) -> RunOptions:
     """Options -> one RunOptions: the scenario's defaults, overridden by what the user gave."""
+    from harness.commands.vm_options import vm_settings_from_args
     from harness.core.runner import RunOptions, planned_checks
     from harness.core.spec import load_spec
-    from harness.vm.cli_support import vm_settings_from_args
     from harness.vm.preflight import check_kernel_file, check_ram_on_host
 
     spec = load_spec(args.scenario)

@@ -15,9 +15,9 @@ import sys
 import termios
 import tty
 
+from harness.commands.vm_options import add_vm_arguments, config_from_args
 from harness.errors import InfraError, UsageError
 from harness.vm import Machine
-from harness.vm.cli_support import add_vm_arguments, config_from_args
 
 NAME = "shell"
 HELP = "boot a guest and open an interactive root shell in it; the VM goes when you exit"

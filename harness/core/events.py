@@ -37,11 +37,6 @@ def guest_relay_command(port_name: str) -> str:
             f'&& echo "events: $p"; else echo "events: none"; fi')
 
 
-def exit_marker(name: str) -> str:
-    """Shell fragment that reports a finished program's status on the stream (``$?`` = rc)."""
-    return f'echo "EXIT {name} $?" > {GUEST_FIFO}'
-
-
 class EventLog:
     """Read-only view of ``guest-events.log`` as QEMU appends to it."""
 

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -465,9 +465,3 @@ def build_kernel(req: BuildRequest | None = None,
         if hit:
             return hit
         return KernelBuilder(inputs, req.jobs, progress).run()
-
-
-def series_variant(req: BuildRequest, extra: Sequence[Path]) -> BuildRequest:
-    """The same request plus more series on top (negative controls, bisect)."""
-    return BuildRequest(req.source, req.rev, tuple(req.series) + tuple(extra), req.fragments,
-                        req.base, req.jobs)

@@ -54,7 +54,6 @@ class QMP:
         self._made: list[Any] = []
         self._reader: concurrent.futures.Future[None] | None = None
         self._log_file = open(events_log, "a", encoding="utf-8")  # noqa: SIM115
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -66,10 +65,6 @@ class QMP:
         except BaseException:
             fut.cancel()  # a Ctrl-C/SIGTERM in the waiting thread: stop the coroutine too
             raise
-
-    def add_listener(self, fn: Callable[[dict[str, Any]], None]) -> None:
-        """Call ``fn(event)`` (on the QMP thread) for every event from now on."""
-        self._listeners.append(fn)
 
     def connect(self, deadline: float, alive: Callable[[], bool]) -> None:
         """Connect, retrying until the socket exists, QEMU dies or ``deadline`` passes."""
@@ -107,11 +102,6 @@ class QMP:
                     self._log_file.write(json.dumps(ev, sort_keys=True) + "\n")
                     self._log_file.flush()
                 log.debug("QMP event %s", ev.get("event"))
-                for fn in list(self._listeners):
-                    try:
-                        fn(ev)
-                    except Exception:  # noqa: BLE001 - a listener must not kill the reader
-                        log.exception("QMP event listener failed")
         except asyncio.CancelledError:
             pass
 
@@ -126,10 +116,6 @@ class QMP:
             raise
         except Exception as exc:  # noqa: BLE001 - qemu.qmp raises many kinds
             raise InfraError("qmp", f"{cmd} failed: {exc}") from exc
-
-    def events_named(self, name: str) -> list[dict[str, Any]]:
-        with self._events_lock:
-            return [e for e in self.events if e.get("event") == name]
 
     def close(self) -> None:
         """Disconnect and stop the loop thread. Safe to call more than once."""

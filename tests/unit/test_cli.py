@@ -103,7 +103,7 @@ def test_doctor_kvm_remembered_verdict(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_boot_bad_input_is_exit_2_before_anything_runs(
         argv: list[str], culprit: str, why: str, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.vm.cli_support as cs
+    import harness.commands.vm_options as cs
 
     def no_build(*a: object) -> None:
         raise AssertionError("built an image for a command that must fail first")

@@ -11,7 +11,7 @@ LRU -- and where the two LRUs differ, by how much.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from harness.scenarios.mempressure.guest_scripts import VMSTAT_FIELDS
@@ -107,10 +107,6 @@ def summary(ivs: Sequence[Interval], t_start: float | None = None,
         "t_oom_s": (round(t_oom - t_start, 2) if t_oom is not None and t_start is not None
                     else None),
     }
-
-
-def as_rows(ivs: Sequence[Interval]) -> list[dict[str, Any]]:
-    return [asdict(iv) for iv in ivs]
 
 
 def lru_gen_on(state: str | None) -> bool:

@@ -45,12 +45,6 @@ class StressLog:
     def registered(self) -> bool:
         return bool(self.of("registered"))
 
-    def phase_start(self, name: str) -> float | None:
-        for e in self.of("phase"):
-            if e.fields.get("name") == name:
-                return e.t
-        return None
-
 
 def parse_stress(text: str) -> StressLog:
     """Parse mpstress stdout. Unknown lines are kept in ``other`` (never silently lost)."""
