@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import rundir
+
 ORIGIN = "kpharness"
 VERSION = {"major": 5, "minor": 3}
 STATUS = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
@@ -145,8 +147,8 @@ def tests_of(results: Mapping[str, Any], build_id: str, run_dir: Path) -> list[d
     }
     if results.get("infra_error"):
         top["comment"] = f"infrastructure error: {results['infra_error']}"[:1000]
-    if (run_dir / "report.html").is_file():
-        top["log_url"] = _url(run_dir / "report.html")
+    if (run_dir / rundir.REPORT).is_file():
+        top["log_url"] = _url(run_dir / rundir.REPORT)
     out.append(top)
     for c in results.get("checks", []):
         t: dict[str, Any] = {
@@ -188,7 +190,7 @@ def _artifact_meta(results: Mapping[str, Any], run_dir: Path) -> tuple[dict[str,
 def from_run_dir(run_dir: Path) -> dict[str, Any]:
     """The KCIDB v5.3 document of one ``harness run`` directory (needs its results.json)."""
     run_dir = Path(run_dir)
-    results: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
+    results: dict[str, Any] = json.loads((run_dir / rundir.RESULTS).read_text())
     meta, art_dir = _artifact_meta(results, run_dir)
     co = checkout_of(meta)
     b = build_of(meta, art_dir, co["id"])

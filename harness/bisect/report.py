@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness import rundir
+
 
 def summary_text(doc: dict[str, Any]) -> str:
     """One screen: the culprit and whether it was verified, then one line per step."""
@@ -53,5 +55,5 @@ def summary_text(doc: dict[str, Any]) -> str:
 
 
 def write_results(run_dir: Path, doc: dict[str, Any]) -> None:
-    (run_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (run_dir / rundir.RESULTS).write_text(json.dumps(doc, indent=2) + "\n")
     (run_dir / "summary.txt").write_text(summary_text(doc))

@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness import rundir
 from harness.core.results import CheckResult
 from harness.core.spec import ScenarioSpec, VMSettings
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from harness.kernel.build import BuildRequest
     from harness.vm import Machine
 
-OBSERVATIONS = "observations.json"
 
 
 @contextmanager
@@ -60,7 +60,7 @@ class CheckDef:
 
     name: str
     title: str
-    artifact: str = "console.log"
+    artifact: str = rundir.CONSOLE
     control: str = ""
 
 
@@ -112,7 +112,7 @@ class RunContext:
     def observe(self, key: str, value: Any) -> None:
         """Record one observation and flush the file (a killed run keeps what it saw)."""
         self.observations[key] = value
-        (self.run_dir / OBSERVATIONS).write_text(json.dumps(self.observations, indent=1,
+        (self.run_dir / rundir.OBSERVATIONS).write_text(json.dumps(self.observations, indent=1,
                                                             default=str))
 
     def console_mark(self) -> int:
@@ -137,7 +137,7 @@ class SavedRun:
 
     @cached_property
     def observations(self) -> dict[str, Any]:
-        raw = self.text(OBSERVATIONS)
+        raw = self.text(rundir.OBSERVATIONS)
         return json.loads(raw) if raw else {}
 
     @cached_property
@@ -145,7 +145,7 @@ class SavedRun:
         """The console re-classified from console.log (same classifier as live)."""
         from harness.console import classify_text
 
-        return classify_text(self.text("console.log"))
+        return classify_text(self.text(rundir.CONSOLE))
 
     def findings_between(self, start: int, end: int | None = None) -> list[Finding]:
         """Console findings with index in [start, end): marks come from ``console_mark``."""

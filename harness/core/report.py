@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
+from harness import rundir
 from harness.core.results import CheckResult, Status
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -97,10 +98,10 @@ def render_html(doc: dict[str, Any], chart_svg: str, artifacts: Sequence[str]) -
 def write_all(run_dir: Path, doc: dict[str, Any], junit: str, chart_svg: str) -> None:
     """results.json, junit.xml and report.html, each written whole then renamed into place."""
     arts = sorted(p.name for p in run_dir.iterdir()
-                  if p.is_file() and p.name not in ("report.html",) and not p.name.startswith("."))
-    for name, text in (("results.json", json.dumps(doc, indent=2, default=str) + "\n"),
-                       ("junit.xml", junit + "\n"),
-                       ("report.html", render_html(doc, chart_svg, arts))):
+                  if p.is_file() and p.name not in (rundir.REPORT,) and not p.name.startswith("."))
+    for name, text in ((rundir.RESULTS, json.dumps(doc, indent=2, default=str) + "\n"),
+                       (rundir.JUNIT, junit + "\n"),
+                       (rundir.REPORT, render_html(doc, chart_svg, arts))):
         tmp = run_dir / f".{name}.tmp"
         tmp.write_text(text)
         tmp.replace(run_dir / name)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from harness import rundir
+
 
 class Status(StrEnum):
     PASS = "pass"
@@ -74,7 +76,7 @@ def judged(name: str, title: str, exps: list[Expectation], artifact: str,
                        cases or [])
 
 
-def infra_error(name: str, title: str, message: str, artifact: str = "console.log") -> CheckResult:
+def infra_error(name: str, title: str, message: str, artifact: str = rundir.CONSOLE) -> CheckResult:
     """Status "error": the rig failed, the kernel is not judged."""
     return CheckResult(name, title, Status.ERROR, [], artifact, message)
 

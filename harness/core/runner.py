@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import rundir
 from harness.core import report
 from harness.core.events import EventLog, guest_relay_command
 from harness.core.plugin import (
@@ -45,9 +46,6 @@ from harness.paths import runs_root
 
 log = logging.getLogger(__name__)
 
-RUN_META = "run.json"
-SPEC_COPY = "scenario.toml"
-INFRA_FILE = "infra-error.txt"
 
 
 @dataclass
@@ -137,9 +135,9 @@ class _Run:
     def _write_meta(self) -> None:
         self.meta["timings_s"] = self.timings
         self.meta["info"] = self.info
-        tmp = self.run_dir / f".{RUN_META}.tmp"
+        tmp = self.run_dir / f".{rundir.RUN_META}.tmp"
         tmp.write_text(json.dumps(self.meta, indent=1, default=str) + "\n")
-        tmp.replace(self.run_dir / RUN_META)
+        tmp.replace(self.run_dir / rundir.RUN_META)
 
     def _timed(self, name: str, fn: Callable[[], Any]) -> Any:
         with timed_phase(name, self.timings, self.progress):
@@ -174,14 +172,14 @@ class _Run:
             return self.st.prepare(self.spec, kernel)
 
     def execute(self) -> RunOutcome:
-        (self.run_dir / SPEC_COPY).write_text(self.spec.text)
+        (self.run_dir / rundir.SPEC_COPY).write_text(self.spec.text)
         self._write_meta()
         try:
             self._execute()
         except InfraError as exc:
             self.meta["infra_error"] = exc.one_line()
             log.error("infrastructure error: %s", exc.one_line())
-            (self.run_dir / INFRA_FILE).write_text(f"{exc.one_line()}\n{exc.detail}\n")
+            (self.run_dir / rundir.INFRA).write_text(f"{exc.one_line()}\n{exc.detail}\n")
         except KeyboardInterrupt as exc:
             self.meta["interrupted"] = _interrupt_name(exc)
             self._write_meta()
@@ -267,13 +265,14 @@ def run_scenario(opts: RunOptions,
 
 def load_saved(run_dir: Path) -> tuple[SavedRun, dict[str, Any]]:
     """A run dir's spec copy and metadata; a dir that is not a run is the user's mistake."""
-    if not (run_dir / SPEC_COPY).is_file() or not (run_dir / RUN_META).is_file():
-        raise UsageError(str(run_dir), f"not a run directory (no {SPEC_COPY} / {RUN_META})")
-    spec = spec_from_text((run_dir / SPEC_COPY).read_text(), run_dir / SPEC_COPY)
+    if not (run_dir / rundir.SPEC_COPY).is_file() or not (run_dir / rundir.RUN_META).is_file():
+        raise UsageError(str(run_dir), f"not a run directory (no {rundir.SPEC_COPY} / "
+                         f"{rundir.RUN_META})")
+    spec = spec_from_text((run_dir / rundir.SPEC_COPY).read_text(), run_dir / rundir.SPEC_COPY)
     try:
-        meta: dict[str, Any] = json.loads((run_dir / RUN_META).read_text())
+        meta: dict[str, Any] = json.loads((run_dir / rundir.RUN_META).read_text())
     except json.JSONDecodeError as exc:
-        raise UsageError(str(run_dir / RUN_META), f"not valid JSON: {exc}") from exc
+        raise UsageError(str(run_dir / rundir.RUN_META), f"not valid JSON: {exc}") from exc
     return SavedRun(run_dir, spec, meta.get("options", {})), meta
 
 
@@ -293,7 +292,7 @@ def panicked(check: CheckDef, title: str) -> CheckResult:
     """
     return judged(check.name, check.title,
                   [Expectation("kernel does not panic", "no panic", title, False)],
-                  "console.log")
+                  rundir.CONSOLE)
 
 
 def judge_run_dir(run_dir: Path) -> RunOutcome:
@@ -314,7 +313,7 @@ def judge_run_dir(run_dir: Path) -> RunOutcome:
     why = infra or interrupted or "run aborted"
     panic = kernel_panic(saved) if infra else None
     results = [by_name.get(c.name) or (panicked(c, panic) if panic else infra_error(
-        c.name, c.title, f"not run: {why}", INFRA_FILE if infra else "run.json"))
+        c.name, c.title, f"not run: {why}", rundir.INFRA if infra else rundir.RUN_META))
         for c in planned]
     verdict = overall(results)
     findings = [{**f.to_dict(), "title": f.title} for f in saved.console_findings]

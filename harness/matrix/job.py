@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import rundir
 from harness.core.results import Status
 from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from harness.kernel.build import DEFAULT_FRAGMENTS, DEFAULT_SERIES, BuildRequest
@@ -123,7 +124,7 @@ def result_from_run(job: Job, rc: int | None, run_dir: Path, seconds: float, std
     """Pure: a finished subprocess's exit status + its run dir -> :class:`JobResult`."""
     doc: dict[str, Any] | None = None
     try:
-        doc = json.loads((run_dir / "results.json").read_text())
+        doc = json.loads((run_dir / rundir.RESULTS).read_text())
     except (OSError, ValueError):
         doc = None
     status = status_for_exit(rc)
@@ -225,7 +226,7 @@ def _kcidb_of(run_dir: Path) -> dict[str, Any]:
     """The run's KCIDB document, made here because on a cluster the run dir is the worker's."""
     from harness import kcidb
 
-    if not (run_dir / "results.json").is_file():
+    if not (run_dir / rundir.RESULTS).is_file():
         return {}
     try:
         return kcidb.from_run_dir(run_dir)

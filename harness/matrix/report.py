@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from harness import kcidb
+from harness import kcidb, rundir
 from harness.core.results import Status
 from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
 from harness.matrix.builds import KernelBuild
@@ -87,7 +87,7 @@ def render_html(doc: Mapping[str, Any], out_dir: Path) -> str:
         for c in j["checks"]:
             if c["name"] not in names:
                 names.append(c["name"])
-        rep = Path(j["run_dir"]) / "report.html"
+        rep = Path(j["run_dir"]) / rundir.REPORT
         rows.append({**j, "by_check": {c["name"]: c["status"] for c in j["checks"]},
                      "report": os.path.relpath(rep, out_dir) if rep.is_file() else ""})
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
@@ -107,8 +107,8 @@ def kcidb_doc(results: Sequence[JobResult], kernels: Mapping[str, KernelBuild]) 
 def write_all(out_dir: Path, doc: Mapping[str, Any], results: Sequence[JobResult],
               kernels: Mapping[str, KernelBuild]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out_dir / "junit.xml").write_text(junit_xml(str(doc["plan"]), results))
+    (out_dir / rundir.RESULTS).write_text(json.dumps(doc, indent=2) + "\n")
+    (out_dir / rundir.JUNIT).write_text(junit_xml(str(doc["plan"]), results))
     (out_dir / "matrix.html").write_text(render_html(doc, out_dir))
     kcidb.write(out_dir / "kcidb.json", kcidb_doc(results, kernels))
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import rundir
 from harness.errors import InfraError, UsageError
 from harness.paths import cache_root
 from harness.proc import die_with_parent
@@ -97,7 +98,7 @@ def probe_kvm(kernel: Path, timeout: float = 6.0, qemu: str = "qemu-system-x86_6
     ``earlyprintk`` makes the very first kernel line appear immediately.
     """
     with tempfile.TemporaryDirectory(prefix="harness-kvmprobe-") as d:
-        console = Path(d) / "console.log"
+        console = Path(d) / rundir.CONSOLE
         argv = [
             qemu, "-accel", "kvm", "-M", "q35", "-m", "128M", "-nodefaults",
             "-no-user-config", "-display", "none", "-no-reboot",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import rundir
 from harness.vm.config import VMConfig
 
 QEMU = "qemu-system-x86_64"
@@ -32,7 +33,7 @@ class RunPaths:
     @staticmethod
     def in_dir(run_dir: Path, swap: bool, qmp_socket: Path | None = None) -> RunPaths:
         return RunPaths(
-            console_log=run_dir / "console.log",
+            console_log=run_dir / rundir.CONSOLE,
             qmp_socket=qmp_socket or run_dir / "qmp.sock",
             initrd=run_dir / "initrd.cpio",
             swap_image=run_dir / "swap.img" if swap else None,

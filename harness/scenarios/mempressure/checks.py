@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness import ktap
+from harness import ktap, rundir
 from harness.console import Finding, Severity
 from harness.console.patterns import KINDS
 from harness.core.plugin import CheckDef
@@ -36,7 +36,7 @@ CHECKS = (
              "broken-clamp (+10 -25 wraps instead of clamping)"),
     CheckDef("notifications", "eventfd notifications", "mpstress.out",
              "kernel patches/tests/dead-shrinker (no request), ask-beyond-count, asks-on-write"),
-    CheckDef("oom_absence", "no OOM kill under pressure", "console.log",
+    CheckDef("oom_absence", "no OOM kill under pressure", rundir.CONSOLE,
              "kernel patches/tests/dead-shrinker (same workload OOM-killed), --no-reclaim, "
              "warn-on-request"),
     CheckDef("child_cgroup", "inside a limited child memory cgroup", "mpstress-child.out",
@@ -56,7 +56,7 @@ def interface_missing(name: str, title: str, path: str) -> CheckResult:
            "mempressure-shrinker series or CONFIG_MEMCG_PRESSURE_SHRINKER?)")
     return CheckResult(name, title, Status.FAIL,
                        [Expectation("interface present", path, "absent", False)],
-                       "console.log", msg)
+                       rundir.CONSOLE, msg)
 
 
 def _op(ops: Sequence[OpResult], name: str, index: int = 0) -> OpResult | None:
@@ -220,7 +220,7 @@ class OomObservations:
 
 def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
                       title: str = TITLES["oom_absence"],
-                      artifact: str = "console.log", gap: str = "") -> CheckResult:
+                      artifact: str = rundir.CONSOLE, gap: str = "") -> CheckResult:
     """Check 3: with the shrinker doing its job, nothing gets OOM-killed and nothing breaks."""
     exps = []
     delta = (None if obs.oom_kill_before is None or obs.oom_kill_after is None

@@ -7,9 +7,10 @@ phase never ran is left to the core (status "error", "not run").
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from harness import ktap
+from harness import ktap, rundir
 from harness.console import Finding, classify_text
 from harness.core.plugin import SavedRun
 from harness.core.results import CheckResult, Status
@@ -23,13 +24,35 @@ from harness.scenarios.mempressure.workload_output import (
 )
 
 
+def dmesg_since(text: str, t_start: float | None) -> str:
+    """The lines of a dmesg snapshot printed from ``t_start`` on (guest uptime seconds).
+
+    A snapshot holds the whole ring buffer: without this, an OOM kill of an earlier phase
+    is a finding of every later one. Lines without a timestamp stay with the line before."""
+    if t_start is None:
+        return text
+    out, keep = [], False
+    for line in text.splitlines():
+        m = _DMESG_TIME.match(line)
+        if m:
+            keep = float(m.group(1)) >= t_start - 0.5
+        if keep:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _findings(run: SavedRun, obs: dict[str, Any], dmesg_file: str) -> list[Finding]:
-    """Console findings of one phase, plus its dmesg snapshot's (deduplicated by title)."""
+    """Console findings of one phase, plus its dmesg snapshot's from the phase's start
+    (deduplicated by title)."""
     start, end = obs.get("console", [0, None])
     found = list(run.findings_between(start, end))
     titles = {f.title for f in found}
-    found += [f for f in classify_text(run.text(dmesg_file)) if f.title not in titles]
+    dmesg = dmesg_since(run.text(dmesg_file), obs.get("t_start"))
+    found += [f for f in classify_text(dmesg) if f.title not in titles]
     return found
+
+
+_DMESG_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]")
 
 
 def _oom_obs(run: SavedRun, obs: dict[str, Any], out_file: str,
@@ -50,7 +73,7 @@ def squeeze_latency(run: SavedRun) -> float | None:
 
 def _contract(run: SavedRun, obs: dict[str, Any]) -> CheckResult:
     if "missing" in obs:
-        return CheckResult("contract", C.TITLES["contract"], Status.SKIP, [], "run.json",
+        return CheckResult("contract", C.TITLES["contract"], Status.SKIP, [], rundir.RUN_META,
                            f"selftest not shipped ({obs['missing']}): no kernel source to build "
                            "it from (a prebuilt --kernel)")
     start, end = obs.get("console", [0, None])

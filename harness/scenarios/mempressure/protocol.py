@@ -348,7 +348,8 @@ class Protocol:
         work = self._work_bytes(float(self.sc.get("child_cgroup", "work_factor", float)), limit)
         argv = [*self._mpstress_argv(child, self.sc.get("child_cgroup", "max_chunks")),
                 "--until-bytes", str(work)]
-        self._mark("child cgroup start", self._guest_uptime())
+        obs["t_start"] = self._guest_uptime()
+        self._mark("child cgroup start", obs["t_start"])
         ended, lines, err = self._run_workload(
             argv, "/tmp/mpstress-child", "mpstress-child",
             float(self.sc.get("child_cgroup", "timeout_s")), f"{child}/cgroup.procs")

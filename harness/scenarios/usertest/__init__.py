@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness import rundir
 from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun
 from harness.core.results import CheckResult
 from harness.core.spec import ScenarioSpec
@@ -30,7 +31,7 @@ class UserTestType:
         defs = [CheckDef(s.name, step_title(s), step_files(s.name)[0], s.control)
                 for s in test.steps]
         defs.append(CheckDef(CONSOLE_CHECK, f"console: clean, OOM kill {test.oom}",
-                             "console.log"))
+                             rundir.CONSOLE))
         return defs
 
     def prepare(self, spec: ScenarioSpec, kernel: KernelInfo) -> dict[str, Path]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from harness import rundir
 from harness.core.plugin import SavedRun
 from harness.core.results import CheckResult, Expectation, infra_error, judged
 from harness.ktap import parse, reported_cases, to_test_cases
@@ -100,7 +101,7 @@ def judge_console(test: UserTest, run: SavedRun) -> CheckResult:
                                 bool(ooms)))
     tol = ", ".join(sorted(test.tolerate)) or "nothing"
     return judged(CONSOLE_CHECK, f"console: clean (tolerating {tol}), OOM kill {test.oom}",
-                  exps, "console.log",
+                  exps, rundir.CONSOLE,
                   {"findings": len(findings), "oom_kills": len(ooms),
                    "tolerated": sum(1 for f in findings if f.kind in test.tolerate)})
 

@@ -175,9 +175,9 @@ def _ship(d: dict[str, Any], where: str, base: Path, check_files: bool) -> Ship:
 def _is_run_dir_copy(path: Path) -> bool:
     """The copy of a scenario a run dir keeps for ``harness judge``: its ``[[ship]]`` sources
     lived beside the original and are not needed to judge."""
-    from harness.core.runner import RUN_META, SPEC_COPY
+    from harness import rundir
 
-    return path.name == SPEC_COPY and (path.parent / RUN_META).is_file()
+    return path.name == rundir.SPEC_COPY and (path.parent / rundir.RUN_META).is_file()
 
 
 def parse_usertest(spec: ScenarioSpec) -> UserTest:
