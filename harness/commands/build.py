@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from harness.core.request import KernelOverrides
 from harness.kernel.build import DEFAULT_FRAGMENTS, DEFAULT_SERIES, BuildRequest, build_kernel
 from harness.kernel.progress import BuildProgress, ProgressCallback
 
@@ -31,15 +32,21 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("-j", "--jobs", type=int, help="make -j (default: all cores)")
 
 
+def overrides_from_args(args: argparse.Namespace) -> KernelOverrides:
+    """The build options the user gave; what they left out stays None ("the scenario's")."""
+    series = (tuple(p for p in args.patches if str(p) != "none") if args.patches else None)
+    frags = (tuple(f for c in args.config for f in c.split(",") if f) if args.config else None)
+    return KernelOverrides(source=args.source, rev=args.rev, series=series, fragments=frags,
+                           base=args.base, jobs=args.jobs)
+
+
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
-    series: tuple[Path, ...] = DEFAULT_SERIES
-    if args.patches:
-        series = tuple(p for p in args.patches if str(p) != "none")
-    frags: tuple[str, ...] = DEFAULT_FRAGMENTS
-    if args.config:
-        frags = tuple(f for c in args.config for f in c.split(",") if f)
-    return BuildRequest(source=args.source, rev=args.rev, series=series, fragments=frags,
-                        base=args.base, jobs=args.jobs)
+    """The kernel of a command without a scenario (build, exec): the defaults, overridden."""
+    o = overrides_from_args(args)
+    return BuildRequest(source=o.source, rev=o.rev,
+                        series=DEFAULT_SERIES if o.series is None else o.series,
+                        fragments=DEFAULT_FRAGMENTS if o.fragments is None else o.fragments,
+                        base=o.base or "tinyconfig", jobs=o.jobs)
 
 
 def terminal_progress() -> ProgressCallback | None:

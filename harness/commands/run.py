@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.commands.build import add_build_options, request_from_args, terminal_progress
+from harness.commands.build import add_build_options, overrides_from_args, terminal_progress
 from harness.commands.vm_options import add_vm_arguments
 
 if TYPE_CHECKING:
@@ -50,17 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def kernel_request(args: argparse.Namespace, spec: ScenarioSpec) -> BuildRequest:
     """The scenario's kernel ([kernel]), with each build option the user gave replacing
-    its part: ``--patches`` the series, ``--config`` the fragments, and so on."""
-    from harness.core.runner import build_request
-    from harness.kernel.build import BuildRequest
+    its part (the one rule: :func:`harness.core.request.kernel_request`)."""
+    from harness.core.request import kernel_request as resolve
 
-    base = build_request(spec)
-    cli = request_from_args(args)
-    return BuildRequest(
-        source=cli.source, rev=cli.rev,
-        series=cli.series if args.patches else base.series,
-        fragments=cli.fragments if args.config else base.fragments,
-        base=cli.base, jobs=cli.jobs)
+    return resolve(spec, overrides_from_args(args))
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

@@ -74,15 +74,6 @@ class RunOutcome:
     interrupted: str = ""
 
 
-def build_request(spec: ScenarioSpec, extra_series: Sequence[Path] = ()) -> BuildRequest:
-    """The kernel the scenario's [kernel] asks for (the defaults where it says nothing), with
-    ``extra_series`` on top; the CLI's options replace parts of it (commands/run.py)."""
-    default = BuildRequest()
-    series = spec.series if "series" in spec.data.get("kernel", {}) else default.series
-    return BuildRequest(series=tuple(series) + tuple(extra_series),
-                        fragments=spec.fragments or default.fragments)
-
-
 def planned_checks(spec: ScenarioSpec, names: Sequence[str] = ()) -> list[CheckDef]:
     every = list(checks_for(spec))
     return select(every, names, "--check") if names else every

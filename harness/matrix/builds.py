@@ -16,8 +16,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.kernel.build import build_kernel, resolve_inputs
-from harness.matrix.job import build_request
-from harness.matrix.plan import Job, KernelSpec
+from harness.matrix.job import build_name, build_request
+from harness.matrix.plan import Job
 from harness.matrix.schedule import build_groups
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,21 @@ class KernelBuild:
         return asdict(self)
 
 
-def kernel_key(k: KernelSpec) -> str:
-    """The build cache key of a plan kernel (inputs are read and validated here)."""
-    return resolve_inputs(build_request(k)).cache_key()
+def kernel_key(job: Job) -> str:
+    """The build cache key of a job's kernel (inputs are read and validated here)."""
+    return resolve_inputs(build_request(job)).cache_key()
 
 
 def resolve_keys(jobs: Sequence[Job]) -> dict[str, str | HarnessError]:
-    """Kernel name -> cache key, or the error that makes its inputs unusable."""
+    """Build name (:func:`build_name`) -> cache key, or the error that makes it unusable."""
     out: dict[str, str | HarnessError] = {}
     for j in jobs:
-        if j.kernel.name not in out:
+        name = build_name(j)
+        if name not in out:
             try:
-                out[j.kernel.name] = kernel_key(j.kernel)
+                out[name] = kernel_key(j)
             except HarnessError as exc:
-                out[j.kernel.name] = exc
+                out[name] = exc
     return out
 
 
@@ -67,7 +68,9 @@ def build_all(jobs: Sequence[Job]) -> dict[str, KernelBuild]:
     import time
 
     keys = resolve_keys(jobs)
-    kernels = {j.kernel.name: j.kernel for j in jobs}
+    first: dict[str, Job] = {}
+    for j in jobs:
+        first.setdefault(build_name(j), j)
     out: dict[str, KernelBuild] = {}
     valid = [n for n, k in keys.items() if isinstance(k, str)]
     for n, k in keys.items():
@@ -78,7 +81,7 @@ def build_all(jobs: Sequence[Job]) -> dict[str, KernelBuild]:
         t0 = time.monotonic()
         log.info("matrix: kernel %s (key %s)", ", ".join(names), key[:12])
         try:
-            art = build_kernel(build_request(kernels[names[0]]))
+            art = build_kernel(build_request(first[names[0]]))
             res: dict[str, Any] = {
                 "key": art.key, "bzimage": str(art.bzimage), "artifact_dir": str(art.dir),
                 "release": str(art.metadata.get("kernel_release", "")),

@@ -29,10 +29,17 @@ from typing import Any
 
 from harness.core.results import Status
 from harness.errors import HarnessError, InfraError, SetupError
+from harness.kernel.build import BuildRequest
 from harness.matrix.builds import KernelBuild, resolve_keys
-from harness.matrix.job import DEFAULT_TIMEOUT_S, JobResult, build_request, run_job
+from harness.matrix.job import (
+    DEFAULT_TIMEOUT_S,
+    JobResult,
+    build_name,
+    build_request,
+    run_job,
+)
 from harness.matrix.local import not_run
-from harness.matrix.plan import Job, KernelSpec
+from harness.matrix.plan import Job
 from harness.matrix.schedule import Cost, build_groups, dask_resources
 
 log = logging.getLogger(__name__)
@@ -40,13 +47,13 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 20.0
 
 
-def build_task(k: KernelSpec, names: list[str]) -> dict[str, Any]:
+def build_task(req: BuildRequest, names: list[str]) -> dict[str, Any]:
     """On a worker: build (or fetch) one kernel; the result carries the bzImage itself."""
     from harness.kernel.build import build_kernel
 
     t0 = time.monotonic()
     try:
-        art = build_kernel(build_request(k))
+        art = build_kernel(req)
     except HarnessError as exc:
         return {"error": exc.one_line(), "seconds": round(time.monotonic() - t0, 1)}
     return {"key": art.key, "bzimage": str(art.bzimage), "artifact_dir": str(art.dir),
@@ -119,23 +126,26 @@ def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_r
                          ) from exc
     token = f"{run_root.name}-{int(time.time())}"
     with client:
-        specs = {j.kernel.name: j.kernel for j in jobs}
+        reqs: dict[str, BuildRequest] = {}
+        for j in jobs:
+            if isinstance(keys.get(build_name(j)), str):
+                reqs.setdefault(build_name(j), build_request(j))
         valid = [n for n, k in keys.items() if isinstance(k, str)]
         for n, k in keys.items():
             if isinstance(k, HarnessError):
                 kernels[n] = KernelBuild(n, error=k.one_line())
         build_futs: dict[str, Any] = {}
         for key, names in build_groups(valid, lambda n: str(keys[n])).items():
-            fut = client.submit(build_task, specs[names[0]], names, key=f"build-{key}-{token}",
+            fut = client.submit(build_task, reqs[names[0]], names, key=f"build-{key}-{token}",
                                 pure=False)
             for n in names:
                 build_futs[n] = fut
         job_futs: dict[Any, Job] = {}
         for j in jobs:
-            if j.kernel.name not in build_futs:
-                results[j.id] = not_run(j, kernels[j.kernel.name], run_root)
+            if build_name(j) not in build_futs:
+                results[j.id] = not_run(j, kernels[build_name(j)], run_root)
                 continue
-            fut = client.submit(job_task, j, build_futs[j.kernel.name],
+            fut = client.submit(job_task, j, build_futs[build_name(j)],
                                 str(run_root / j.slug), accel, timeout_s,
                                 f"started-{token}-{j.slug}", key=f"job-{j.slug}-{token}",
                                 resources=dask_resources(costs[j.id], accel == "kvm"), pure=False)

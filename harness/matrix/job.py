@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir
+from harness.core.request import KernelOverrides, kernel_request
 from harness.core.results import Status
-from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from harness.core.spec import load_spec
+from harness.errors import EXIT_CHECK_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE, HarnessError
 from harness.kernel.build import DEFAULT_FRAGMENTS, DEFAULT_SERIES, BuildRequest
 from harness.matrix.plan import Job, KernelSpec
 from harness.proc import die_with_parent, stop_process_group
@@ -40,11 +42,35 @@ STOP_GRACE_S = 60.0  # a run needs a moment to take QEMU down after SIGINT
 DEFAULT_TIMEOUT_S = 1800.0
 
 
-def build_request(k: KernelSpec) -> BuildRequest:
-    """The :class:`BuildRequest` of a plan kernel (None fields = the harness defaults)."""
-    series = DEFAULT_SERIES if k.series is None else tuple(Path(s) for s in k.series)
-    frags = DEFAULT_FRAGMENTS if k.fragments is None else tuple(k.fragments)
-    return BuildRequest(source=k.source, rev=k.rev, series=series, fragments=frags, base=k.base)
+def overrides(k: KernelSpec) -> KernelOverrides:
+    """What a plan kernel says about the build (None: the scenario's)."""
+    return KernelOverrides(source=k.source, rev=k.rev,
+                           series=None if k.series is None else tuple(Path(s) for s in k.series),
+                           fragments=None if k.fragments is None else tuple(k.fragments),
+                           base=k.base)
+
+
+def build_request(job: Job) -> BuildRequest:
+    """The kernel a job runs: its scenario's [kernel], its plan kernel's parts replacing it --
+    the very rule its ``harness run`` applies to the options :func:`job_argv` gives it."""
+    return kernel_request(load_spec(job.scenario.path), overrides(job.kernel))
+
+
+def build_name(job: Job) -> str:
+    """The name of the job's build in the plan's report: its kernel's, and the scenario's too
+    when the scenario's [kernel] changed what is built (e.g. a debug fragment). A scenario
+    that does not load keeps the kernel's name: the job's own run names that error."""
+    k = job.kernel
+    try:
+        load_spec(job.scenario.path)
+    except HarnessError:
+        return k.name
+    plain = BuildRequest(source=k.source, rev=k.rev,
+                         series=DEFAULT_SERIES if k.series is None else tuple(Path(s)
+                                                                             for s in k.series),
+                         fragments=DEFAULT_FRAGMENTS if k.fragments is None else k.fragments,
+                         base=k.base)
+    return k.name if build_request(job) == plain else f"{k.name}@{job.scenario.name}"
 
 
 def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
@@ -63,14 +89,17 @@ def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
     if kernel is not None:
         argv += ["--kernel", str(kernel)]
     else:
-        req = build_request(job.kernel)
-        if req.source is not None:
-            argv += ["--source", str(req.source)]
-        if req.rev:
-            argv += ["--rev", req.rev]
-        for s in req.series or (Path("none"),):
-            argv += ["--patches", str(s)]
-        argv += ["--config", ",".join(req.fragments), "--base", req.base]
+        k = job.kernel
+        if k.source is not None:
+            argv += ["--source", str(k.source)]
+        if k.rev:
+            argv += ["--rev", k.rev]
+        if k.series is not None:
+            for s in k.series or ("none",):
+                argv += ["--patches", str(s)]
+        if k.fragments is not None:
+            argv += ["--config", ",".join(k.fragments)]
+        argv += ["--base", k.base]
     if job.vm.ram_mib is not None:
         argv += ["--ram", str(job.vm.ram_mib)]
     if job.vm.swap_mib is not None:

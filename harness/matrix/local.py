@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.core.results import Status
 from harness.matrix.builds import KernelBuild, bzimage_of
-from harness.matrix.job import DEFAULT_TIMEOUT_S, JobResult, run_job
+from harness.matrix.job import DEFAULT_TIMEOUT_S, JobResult, build_name, run_job
 from harness.matrix.plan import Job
 from harness.matrix.schedule import Capacity, Cost, next_admissible
 
@@ -40,7 +40,7 @@ def run_local(jobs: Sequence[Job], kernels: Mapping[str, KernelBuild], costs: Ma
     results: dict[str, JobResult] = {}
     pending: list[Job] = []
     for j in jobs:
-        kb = kernels[j.kernel.name]
+        kb = kernels[build_name(j)]
         if bzimage_of(kb) is None:
             results[j.id] = not_run(j, kb, run_root)
             if on_result:
@@ -59,7 +59,7 @@ def run_local(jobs: Sequence[Job], kernels: Mapping[str, KernelBuild], costs: Ma
                     if i is None:
                         break
                     job = pending.pop(i)
-                    kb = kernels[job.kernel.name]
+                    kb = kernels[build_name(job)]
                     log.info("matrix: start %s (%d running, %d waiting)", job.id,
                              len(running) + 1, len(pending))
                     # built above: the job's own build is a cache hit (see job_argv)

@@ -53,7 +53,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """One kernel to build. ``series=None`` means the harness default series."""
+    """One kernel of a plan. ``series``/``fragments`` None: the scenario's (its [kernel], else
+    the harness defaults), as for ``harness run`` without ``--patches``/``--config``."""
 
     name: str
     source: str | None = None

@@ -167,16 +167,29 @@ def test_job_build_options_mean_exactly_the_matrix_build() -> None:
     """The job's `harness run` options parse back to the request the matrix built."""
     import argparse
 
-    from harness.commands.build import add_build_options, request_from_args
-    from harness.matrix.job import build_request
+    from harness.commands.build import add_build_options
+    from harness.commands.run import kernel_request
+    from harness.core.spec import load_spec
+    from harness.matrix.job import build_name, build_request
 
-    for k in (KernelSpec("d"), KernelSpec("n", series=()),
-              KernelSpec("x", "/src", "v1", ("/p/a", "/p/b"), ("guest", "extra"), "defconfig")):
-        argv = job_argv(Job(k, ScenarioSpec("c", "c"), VMSize("d")), None, Path("/r"), python="p")
-        p = argparse.ArgumentParser()
-        add_build_options(p)
-        args, _ = p.parse_known_args(argv[4:])
-        assert request_from_args(args) == build_request(k), k
+    for scenario in ("mempressure", "mempressure-debug"):
+        for k in (KernelSpec("d"), KernelSpec("n", series=()),
+                  KernelSpec("x", "/src", "v1", ("/p/a", "/p/b"), ("guest", "extra"),
+                             "defconfig")):
+            job = Job(k, ScenarioSpec(scenario, scenario), VMSize("d"))
+            argv = job_argv(job, None, Path("/r"), python="p")
+            p = argparse.ArgumentParser()
+            add_build_options(p)
+            args, _ = p.parse_known_args(argv[4:])
+            assert kernel_request(args, load_spec(scenario)) == build_request(job), (k, scenario)
+    # A plan kernel without fragments runs the debug scenario on the debug kernel (the
+    # matrix used to build the default configuration and override the scenario's).
+    debug = Job(KernelSpec("d"), ScenarioSpec("mempressure-debug", "mempressure-debug"),
+                VMSize("d"))
+    assert "debug" in build_request(debug).fragments
+    assert build_name(debug) == "d@mempressure-debug"
+    plain = Job(KernelSpec("d"), ScenarioSpec("mempressure", "mempressure"), VMSize("d"))
+    assert build_name(plain) == "d" and "debug" not in build_request(plain).fragments
 
 
 def test_exit_status_is_the_verdict() -> None:

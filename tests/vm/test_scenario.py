@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.core.request import kernel_request
 from harness.core.results import Status
-from harness.core.runner import RunOptions, RunOutcome, build_request, run_scenario
+from harness.core.runner import RunOptions, RunOutcome, run_scenario
 from harness.core.spec import ScenarioSpec, load_spec
 
 pytestmark = pytest.mark.vm
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.vm
 
 def _run(sc: ScenarioSpec, run_dir: Path, *, no_reclaim: bool = False,
          extra_series: tuple[Path, ...] = ()) -> tuple[RunOutcome, dict[str, object]]:
-    opts = RunOptions(spec=sc, build=build_request(sc, extra_series=extra_series), vm=sc.vm,
+    opts = RunOptions(spec=sc, build=kernel_request(sc, extra_series=extra_series), vm=sc.vm,
                       options={"no_reclaim": True} if no_reclaim else {}, run_dir=run_dir)
     outcome = run_scenario(opts)
     return outcome, outcome.doc
