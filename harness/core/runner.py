@@ -193,8 +193,7 @@ class _Run:
         cmdline = "harness.cgroup=v2" if vm_set.cgroup == "v2" else ""
         cfg = VMConfig(kernel=kernel.bzimage, initramfs=image.initramfs, ram_mib=vm_set.ram_mib,
                        swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=self.opts.accel,
-                       boot_timeout=vm_set.boot_timeout_s, cmdline_extra=cmdline,
-                       command_timeout=300.0)
+                       boot_timeout=vm_set.boot_timeout_s, cmdline_extra=cmdline)
         cfg.validate()
         self.progress("[run] boot...")
         t_boot = time.monotonic()

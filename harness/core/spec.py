@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.paths import PROJECT_ROOT
+from harness.vm import config as vmc
 
 SCENARIO_DIR = PROJECT_ROOT / "scenarios"
 DEFAULT_TYPE = "mempressure"
@@ -27,10 +28,10 @@ _MISSING: Any = object()
 class VMSettings:
     """The guest shape a scenario asks for; CLI options override field by field."""
 
-    ram_mib: int = 256
-    swap_mib: int = 256
-    smp: int = 1
-    boot_timeout_s: float = 120.0
+    ram_mib: int = vmc.DEFAULT_RAM_MIB
+    swap_mib: int = vmc.DEFAULT_SWAP_MIB
+    smp: int = vmc.DEFAULT_SMP
+    boot_timeout_s: float = vmc.DEFAULT_BOOT_TIMEOUT_S
     cgroup: str = "v1"  # which hierarchy holds the memory controller in the guest
 
     def override(self, **kw: Any) -> VMSettings:

@@ -13,6 +13,15 @@ from harness.errors import UsageError
 
 ACCELS = ("auto", "kvm", "tcg")
 MIN_RAM_MIB = 32  # below this our tinyconfig kernel cannot unpack its initramfs
+MAX_SMP = 64
+
+# The guest shape every command starts from: a scenario's [vm] (core.spec.VMSettings) and
+# the CLI override these, and a VMConfig made by hand gets the same.
+DEFAULT_RAM_MIB = 256
+DEFAULT_SWAP_MIB = 256
+DEFAULT_SMP = 1
+DEFAULT_BOOT_TIMEOUT_S = 120.0
+DEFAULT_COMMAND_TIMEOUT_S = 300.0  # one SSH command, unless the caller says otherwise
 
 
 @dataclass(frozen=True)
@@ -27,13 +36,13 @@ class VMConfig:
 
     kernel: Path
     initramfs: Path
-    ram_mib: int = 256
-    swap_mib: int = 0
-    smp: int = 1
+    ram_mib: int = DEFAULT_RAM_MIB
+    swap_mib: int = DEFAULT_SWAP_MIB
+    smp: int = DEFAULT_SMP
     accel: str = "auto"
-    boot_timeout: float = 120.0
+    boot_timeout: float = DEFAULT_BOOT_TIMEOUT_S
     cmdline_extra: str = ""
-    command_timeout: float = 600.0
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT_S
     run_timeout: float | None = None
     machine: str = "q35"
 
@@ -46,8 +55,8 @@ class VMConfig:
                              f"(min {MIN_RAM_MIB})")
         if self.swap_mib < 0:
             raise UsageError("--swap", "must be >= 0")
-        if not 1 <= self.smp <= 64:
-            raise UsageError("--smp", f"must be 1..64, not {self.smp}")
+        if not 1 <= self.smp <= MAX_SMP:
+            raise UsageError("--smp", f"must be 1..{MAX_SMP}, not {self.smp}")
         if self.boot_timeout <= 0:
             raise UsageError("boot_timeout", "must be > 0")
         if not Path(self.kernel).is_file():

@@ -13,20 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import ktap, rundir
-from harness.console import Finding, Severity
-from harness.console.patterns import KINDS
+from harness.console import Finding
 from harness.core.plugin import CheckDef
 from harness.core.results import CheckResult, Expectation, Status, judged
+from harness.scenarios import console_rule
 from harness.scenarios.mempressure.reclaim import PAGE_SIZE, Pass
 from harness.scenarios.mempressure.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"
 
-OOM_KINDS = frozenset({"oom_kill", "memcg_oom_kill"})
-# Console findings that mean the kernel misbehaved, whatever the scenario expects of OOM:
-# every kind the classifier knows (a new kind is trouble by default), but OOM kills (judged
-# on their own) and allocation-failure warnings (expected under the pressure we apply).
-TROUBLE_KINDS = frozenset(KINDS) - OOM_KINDS - {"alloc_failure"}
+# Console findings this scenario tolerates: allocation-failure warnings are expected under
+# the pressure it applies. Everything else is trouble (console_rule.trouble); OOM kills are
+# judged on their own.
+TOLERATED = frozenset({"alloc_failure"})
 
 
 #: The scenario's checks, in run order: the one definition of their names and titles.
@@ -71,7 +70,7 @@ def _describe(o: OpResult | None) -> str:
 
 
 def trouble(findings: Iterable[Finding]) -> list[Finding]:
-    return [f for f in findings if f.kind in TROUBLE_KINDS or f.severity == Severity.FATAL]
+    return console_rule.trouble(findings, TOLERATED)
 
 
 def asked_beyond_advertised(stress: StressLog) -> tuple[str, int, int]:
@@ -227,7 +226,7 @@ def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
              else obs.oom_kill_after - obs.oom_kill_before)
     exps.append(Expectation("oom_kill in /proc/vmstat", "unchanged",
                             "unreadable" if delta is None else f"+{delta}", delta == 0))
-    ooms = [f for f in obs.findings if f.kind in OOM_KINDS]
+    ooms = console_rule.ooms(obs.findings)
     exps.append(Expectation("OOM kill on the console/dmesg", "none",
                             "; ".join(f.title for f in ooms[:3]) or "none", not ooms))
     bad = trouble(obs.findings)

@@ -17,7 +17,8 @@ from harness import rundir
 from harness.core.plugin import SavedRun
 from harness.core.results import CheckResult, Expectation, infra_error, judged
 from harness.ktap import parse, reported_cases, to_test_cases
-from harness.scenarios.usertest.schema import CONSOLE_CHECK, OOM_KINDS, Step, UserTest
+from harness.scenarios import console_rule
+from harness.scenarios.usertest.schema import CONSOLE_CHECK, Step, UserTest
 
 
 def step_files(name: str) -> tuple[str, str, str]:
@@ -89,8 +90,8 @@ def judge_step(step: Step, stdout: str, meta: dict[str, Any]) -> CheckResult:
 
 def judge_console(test: UserTest, run: SavedRun) -> CheckResult:
     findings = run.console_findings
-    bad = [f for f in findings if f.kind not in test.tolerate and f.kind not in OOM_KINDS]
-    ooms = [f for f in findings if f.kind in OOM_KINDS]
+    bad = console_rule.trouble(findings, test.tolerate)
+    ooms = console_rule.ooms(findings)
     shown = "; ".join(f"{f.kind}: {f.title}" for f in bad[:3]) or "none"
     exps = [Expectation("untolerated console findings", "none", shown, not bad)]
     oom_seen = f"{len(ooms)}" + (f" ({ooms[0].title})" if ooms else "")

@@ -19,7 +19,6 @@ from harness.errors import UsageError
 
 OUTPUTS = ("none", "ktap", "tap")
 OOM_POLICIES = ("forbidden", "expected", "allowed")
-OOM_KINDS = frozenset({"oom_kill", "memcg_oom_kill"})  # governed by [console] oom
 CONSOLE_CHECK = "console"
 _NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 _TOP_KEYS = {"name", "type", "description", "checks", "kernel", "vm", "ship", "kselftest",
