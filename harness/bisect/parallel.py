@@ -74,7 +74,8 @@ class BatchRunner:
         if self.cfg.scheduler:
             from harness.matrix.dask_engine import run_dask
 
-            return run_dask(self.cfg.scheduler, jobs, costs, root, self.cfg.accel)
+            return run_dask(self.cfg.scheduler, jobs, costs, root, self.cfg.accel,
+                            tls_dir=Path(self.cfg.tls_dir) if self.cfg.tls_dir else None)
         from harness.matrix.local import run_local
 
         cap = host_capacity(os.cpu_count() or 1, Path("/proc/meminfo").read_text(),

@@ -70,6 +70,7 @@ class BisectConfig:
     orig_head: str = ""
     workers: int = 1  # > 1: n-section, workers - 1 points per round, run in parallel
     scheduler: str | None = None  # a Dask scheduler for those rounds (default: local pool)
+    tls_dir: str | None = None  # its client certificates, for a tls:// scheduler
     # series mode: what the base tree was when the bisect started (version, tarball hash):
     # Debian's tarball moves, and a resume against another one would mix two kernels.
     source_record: dict[str, Any] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.commands.build import add_build_options
+from harness.commands.cluster_options import add_cluster_options
 from harness.commands.run import DEFAULT_SCENARIO
 
 if TYPE_CHECKING:
@@ -41,12 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="K",
                    help="n-section on K workers: test K-1 points per round in parallel "
                    "(local pool, or --scheduler); 1 = plain bisect. (-j/--jobs is make's)")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="with --workers: run each round's points on this Dask cluster")
     p.add_argument("--run-dir", type=Path, help="results directory (default runs/<stamp>-bisect)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted bisect: the one in progress in --repo, or "
                    "the one recorded in --run-dir")
+    add_cluster_options(p, "with --workers: run each round's points")
     add_build_options(p)
     g = p.add_argument_group("guest")
     g.add_argument("--ram", type=int, help="guest RAM in MiB (default: the scenario's)")
@@ -83,7 +83,8 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
                   retries=args.retries, fragments=list(frags), base=args.base, jobs=args.jobs,
                   series=series, ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
                   accel=args.accel, duration=args.duration, workers=args.workers,
-                  scheduler=args.scheduler)
+                  scheduler=args.scheduler,
+                  tls_dir=str(args.tls_dir) if args.tls_dir else None)
     if args.repo:
         if args.source or args.rev:
             raise UsageError("--source/--rev", "not with --repo: the repository is the source")

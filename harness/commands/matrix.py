@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from harness.commands.cluster_options import add_cluster_options
+
 NAME = "matrix"
 HELP = ("run a plan (kernels x scenarios x VM sizes) on a local pool or a Dask cluster; "
         "one combined report (results.json, junit.xml, matrix.html, kcidb.json)")
@@ -23,8 +25,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("plan", type=Path, help="plan file (see plans/*.toml)")
     p.add_argument("--shard", metavar="I/N", help="run only shard I of N (a CI matrix: "
                    "contiguous, balanced slices of the plan's job list)")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
-                   help="submit to this Dask distributed scheduler instead of the local pool")
     p.add_argument("--max-parallel", type=int, metavar="N",
                    help="local pool: at most N jobs at once (default: cores and RAM decide)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, help="where to write the combined report "
                    "(default runs/<stamp>-matrix-<plan>); jobs go to RUN_DIR/<job>")
     p.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
+    add_cluster_options(p, "run the jobs")
     p.add_argument("--json", action="store_true", help="print results.json")
 
 
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler:
         from harness.matrix.dask_engine import run_dask
 
-        results, kernels = run_dask(args.scheduler, jobs, costs, out, args.accel, args.timeout)
+        results, kernels = run_dask(args.scheduler, jobs, costs, out, args.accel, args.timeout,
+                                    tls_dir=args.tls_dir)
         engine = f"dask {args.scheduler}"
     else:
         from harness.matrix.builds import build_all

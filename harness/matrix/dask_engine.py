@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.results import Status
-from harness.errors import HarnessError, InfraError, SetupError
+from harness.errors import HarnessError, InfraError, SetupError, UsageError
 from harness.kernel.build import BuildRequest
 from harness.matrix.builds import KernelBuild, resolve_keys
 from harness.matrix.job import (
@@ -105,25 +105,61 @@ def job_task(job: Job, build: dict[str, Any], run_dir: str, accel: str,
     return run_job(job, kernel, rd, kinfo, accel, timeout_s, worker=me).to_json()
 
 
-def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_root: Path,
-             accel: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S
-             ) -> tuple[list[JobResult], dict[str, KernelBuild]]:
-    """Submit the plan to the cluster at ``address``; results in plan order."""
+def security(address: str, tls_dir: Path | None) -> Any:
+    """The client's ``distributed.Security`` for ``address`` (None for tcp://).
+
+    tls:// takes DIR/ca.pem, DIR/cert.pem and DIR/key.pem, or dask's own configuration
+    (``distributed.comm.tls.*``) when no DIR is given; neither is exit 2, named.
+    """
+    from distributed import Security
+
+    if not address.startswith("tls://"):
+        if tls_dir is not None:
+            raise UsageError("--tls-dir", f"only with a tls:// scheduler, not {address}")
+        return None
+    if tls_dir is None:
+        sec = Security()  # type: ignore[no-untyped-call]
+        if not getattr(sec, "tls_ca_file", None):
+            raise UsageError(f"--scheduler {address}", "a tls:// scheduler needs --tls-dir DIR "
+                             "(ca.pem, cert.pem, key.pem) or dask's distributed.comm.tls "
+                             "configuration")
+        return sec
+    files = {n: tls_dir / f"{n}.pem" for n in ("ca", "cert", "key")}
+    for f in files.values():
+        if not f.is_file():
+            raise UsageError(f"--tls-dir {tls_dir}", f"no {f.name} in it")
+    return Security(tls_ca_file=str(files["ca"]),  # type: ignore[no-untyped-call]
+                    tls_client_cert=str(files["cert"]), tls_client_key=str(files["key"]),
+                    require_encryption=True)
+
+
+def connect(address: str, tls_dir: Path | None = None) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address``; unreachable is exit 3."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError as exc:
         raise SetupError(f"--scheduler {address}", "needs the Dask extra: "
                          ".venv/bin/pip install -e '.[dask]' (scripts/bootstrap installs it)"
                          ) from exc
+    sec = security(address, tls_dir)
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S,  # type: ignore[no-untyped-call]
+                      security=sec)
+    except (OSError, TimeoutError) as exc:
+        raise InfraError(f"--scheduler {address}", f"cannot reach the Dask scheduler: {exc}"
+                         ) from exc
+
+
+def run_dask(address: str, jobs: Sequence[Job], costs: Mapping[str, Cost], run_root: Path,
+             accel: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S,
+             tls_dir: Path | None = None) -> tuple[list[JobResult], dict[str, KernelBuild]]:
+    """Submit the plan to the cluster at ``address``; results in plan order."""
+    client = connect(address, tls_dir)
+    from distributed import as_completed
 
     keys = resolve_keys(jobs)  # bad inputs are named here, on the client, before any task
     kernels: dict[str, KernelBuild] = {}
     results: dict[str, JobResult] = {}
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT_S)  # type: ignore[no-untyped-call]
-    except (OSError, TimeoutError) as exc:
-        raise InfraError(f"--scheduler {address}", f"cannot reach the Dask scheduler: {exc}"
-                         ) from exc
     token = f"{run_root.name}-{int(time.time())}"
     with client:
         reqs: dict[str, BuildRequest] = {}
