@@ -74,7 +74,10 @@ def _write(stream: str, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     text = command_text(list(args.cmd))
-    ships = [parse_ship(s) for s in args.ship]
+    from harness.image.build import with_shared_libs
+
+    # Dynamic programs bring their libraries and loader; a missing one is exit 2, before boot.
+    ships = with_shared_libs({dest: path for path, dest in map(parse_ship, args.ship)}, "--ship")
     vm_set = vm_settings_from_args(args)
     from harness.vm.preflight import check_ram_on_host
 
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     with Machine(cfg, run_dir=args.run_dir) as vm:
         try:
             if ships:
-                ship_files(vm, {dest: path for path, dest in ships})
+                ship_files(vm, ships)
             r = vm.run(text, timeout=args.timeout, on_output=_write)
         except InfraError:
             for line in format_findings(vm.console_findings):

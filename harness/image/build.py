@@ -20,6 +20,7 @@ import stat
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,30 @@ def shared_libs(binary: Path) -> list[str]:
         if m:
             libs.append(m.group(1))
     return sorted(set(libs))
+
+
+def with_shared_libs(files: Mapping[str, Path], what: str) -> dict[str, Path]:
+    """``files`` ({guest path: host path}) plus the shared libraries and ELF interpreter of
+    every dynamic ELF among them (inside shipped directories too), at the same paths in the
+    guest as on the host -- what lets a developer's own dynamic program, or the host's
+    stress-ng, run in the busybox guest. A library the host lacks is exit 2, naming ``what``
+    (``--ship``, a TOML's ``[[ship]]``), the binary and the library."""
+    out = dict(files)
+    for src in files.values():
+        cands = ([src] if src.is_file() else
+                 sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+                 if src.is_dir() else [])
+        for p in cands:
+            with p.open("rb") as f:
+                if f.read(4) != b"\x7fELF":
+                    continue
+            try:
+                libs = shared_libs(p)
+            except SetupError as exc:
+                raise UsageError(f"{what} {src}", f"{p}: {exc.message}") from exc
+            for lib in libs:
+                out.setdefault(lib, Path(lib))
+    return out
 
 
 def _busybox_applets(busybox: Path) -> list[str]:

@@ -127,3 +127,31 @@ def test_paramiko_imported_without_invoke_and_invoke_still_importable() -> None:
             "u.find_spec('invoke') is None or __import__('invoke'); print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_dynamic_ship_brings_its_libraries_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    import subprocess
+
+    import pytest
+
+    from harness.errors import UsageError
+    from harness.image.build import with_shared_libs
+
+    (tmp_path / "d.c").write_text("#include <math.h>\n#include <stdlib.h>\n"
+                                  "int main(int c, char **v) { return (int)cbrt(atof(v[1])); }\n")
+    subprocess.run(["gcc", "-o", str(tmp_path / "d"), str(tmp_path / "d.c"), "-lm"], check=True)
+    (tmp_path / "plain.txt").write_text("not an ELF\n")
+    out = with_shared_libs({"/root/d": tmp_path / "d", "/root/t": tmp_path / "plain.txt"},
+                           "--ship")
+    assert any(p.endswith("/libm.so.6") for p in out) and any("ld-linux" in p for p in out)
+    assert all(out[p] == Path(p) for p in out if p.startswith("/lib"))
+    (tmp_path / "foo.c").write_text("int foo(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libfoo.so"),
+                    str(tmp_path / "foo.c")], check=True)
+    (tmp_path / "m.c").write_text("int foo(void);\nint main(void) { return foo(); }\n")
+    subprocess.run(["gcc", "-o", str(tmp_path / "m"), str(tmp_path / "m.c"), f"-L{tmp_path}",
+                    "-lfoo", f"-Wl,-rpath,{tmp_path}"], check=True)
+    (tmp_path / "libfoo.so").unlink()
+    with pytest.raises(UsageError) as ei:
+        with_shared_libs({"/opt/x": tmp_path}, "t.toml [[ship]]")
+    assert ei.value.culprit == f"t.toml [[ship]] {tmp_path}" and "libfoo.so" in ei.value.message

@@ -58,3 +58,38 @@ def test_usage_errors(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "harness", "exec", "--"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "CMD" in r.stderr
+
+
+DYNAMIC_C = """#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) { printf("cbrt=%.1f\\n", cbrt(atof(argv[1]))); return 0; }
+"""
+
+
+def test_a_shipped_dynamic_program_runs_with_its_libraries(kernel: Path, tmp_path: Path) -> None:
+    """A developer's own dynamic binary (libm, libc, the loader) runs in the busybox guest."""
+    src = tmp_path / "dyn.c"
+    src.write_text(DYNAMIC_C)
+    prog = tmp_path / "dyn"
+    subprocess.run(["gcc", "-O2", "-o", str(prog), str(src), "-lm"], check=True)
+    r = _exec(kernel, tmp_path, "--ship", f"{prog}:/root/dyn", "--", "/root/dyn", "27")
+    assert r.returncode == 0, r.stderr
+    assert "cbrt=3.0" in r.stdout
+
+
+def test_a_program_whose_library_is_missing_is_exit_2_before_boot(tmp_path: Path) -> None:
+    """The negative control: a library the host lacks is named, and nothing boots."""
+    (tmp_path / "foo.c").write_text("int foo(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "libfoo.so"),
+                    str(tmp_path / "foo.c")], check=True)
+    (tmp_path / "m.c").write_text("int foo(void);\nint main(void) { return foo(); }\n")
+    prog = tmp_path / "needs-foo"
+    subprocess.run(["gcc", "-o", str(prog), str(tmp_path / "m.c"), f"-L{tmp_path}", "-lfoo",
+                    f"-Wl,-rpath,{tmp_path}"], check=True)
+    (tmp_path / "libfoo.so").unlink()
+    r = subprocess.run([sys.executable, "-m", "harness", "exec", "--kernel", "/nonexistent",
+                        "--ship", str(prog), "--", "true"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"--ship {prog}" in r.stderr and "libfoo.so" in r.stderr

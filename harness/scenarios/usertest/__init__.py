@@ -37,7 +37,9 @@ class UserTestType:
     def prepare(self, spec: ScenarioSpec, kernel: KernelInfo) -> dict[str, Path]:
         """The ``[[ship]]`` files, plus kselftests built from the kernel's own source."""
         test = parse_usertest(spec)
-        files = {s.dest: s.src for s in test.ships}
+        from harness.image.build import with_shared_libs
+
+        files = with_shared_libs({s.dest: s.src for s in test.ships}, f"{spec.path} [[ship]]")
         if test.kselftest_targets or test.kselftest_programs:
             if kernel.source_tree is None:
                 raise UsageError(f"{spec.path} [kselftest]",
