@@ -1,1 +1,2 @@
-"""Benchmarks: `python -m bench all` measures every figure of issue 12 side by side."""
+"""Benchmarks: `python -m bench all` measures every figure of the README's Performance table,
+side by side."""

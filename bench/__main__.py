@@ -1,4 +1,5 @@
-"""Every figure of issue 12, measured side by side in one run, each against its baseline.
+"""Every figure of the README's Performance table, measured side by side in one run, each against
+its baseline.
 
     .venv/bin/python -m bench all [-n 5] [--with-run] [--json bench.json] [--kernel BZIMAGE]
 
