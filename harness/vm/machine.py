@@ -30,7 +30,7 @@ from typing import IO, Any
 from harness import rundir
 from harness.console import ConsoleClassifier, Finding, Severity
 from harness.errors import HarnessError, InfraError
-from harness.image import READY_PREFIX, combined_initrd, make_run_keys
+from harness.image import READY_PREFIX, RunKeys, combined_initrd, make_run_keys
 from harness.paths import runs_root
 from harness.proc import die_with_parent
 from harness.vm.accel import resolve_accel
@@ -172,6 +172,20 @@ class Machine:
             raise
 
     def _start(self) -> None:
+        """Pre-launch (files, keys, sockets), launch (QEMU, with a port retry), post-launch
+        (console, QMP, the ready marker, SSH) -- the three steps of QEMU's python machine."""
+        paths, keys, qmp_path, marker = self._pre_launch()
+        deadline = Deadline(self.cfg.boot_timeout)
+        t0 = time.monotonic()
+        self._launch_with_port(paths, marker.removeprefix(READY_PREFIX))
+        self._post_launch(paths, keys, qmp_path, marker, deadline)
+        self.boot_time = time.monotonic() - t0
+        log.info("guest ready in %.2f s (%s, %d MiB RAM, %d MiB swap, ssh port %d)",
+                 self.boot_time, self.accel, self.cfg.ram_mib, self.cfg.swap_mib, self.ssh_port)
+
+    def _pre_launch(self) -> tuple[RunPaths, RunKeys, Path, str]:
+        """Everything QEMU needs on disk before it starts; returns the QMP path to dial and
+        the ready marker the guest will print."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
@@ -194,15 +208,14 @@ class Machine:
         if paths.swap_image is not None:
             make_swap_image(paths.swap_image, cfg.swap_mib)
             self._cleanup_files.append(paths.swap_image)
-        bios = QBOOT if QBOOT.exists() else None
-        nonce = secrets.token_hex(8)
-        marker = READY_PREFIX + nonce
-        deadline = Deadline(cfg.boot_timeout)
-        t0 = time.monotonic()
+        return paths, keys, qmp_path, READY_PREFIX + secrets.token_hex(8)
 
+    def _launch_with_port(self, paths: RunPaths, nonce: str) -> None:
+        """Start QEMU; if another process took the SSH forward port meanwhile, try another."""
+        bios = QBOOT if QBOOT.exists() else None
         for _attempt in range(3):
             self.ssh_port = free_port()
-            self.argv = build_argv(cfg, paths, accel=self.accel, ssh_port=self.ssh_port,
+            self.argv = build_argv(self.cfg, paths, accel=self.accel, ssh_port=self.ssh_port,
                                    nonce=nonce, bios=bios)
             (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(self.argv) + "\n")
             paths.console_log.unlink(missing_ok=True)
@@ -215,6 +228,11 @@ class Machine:
         else:
             raise self._infra("qemu", "could not set up the SSH port forward")
 
+    def _post_launch(self, paths: RunPaths, keys: RunKeys, qmp_path: Path, marker: str,
+                     deadline: Deadline) -> None:
+        """Watch the console, dial QMP, wait for the ready marker (stopping early if QEMU
+        dies or the kernel panics), then SSH in."""
+        cfg = self.cfg
         if cfg.run_timeout is not None:
             self._watchdog = threading.Timer(cfg.run_timeout, self._on_run_timeout)
             self._watchdog.daemon = True
@@ -231,7 +249,6 @@ class Machine:
                 raise self._startup_error() from None
             raise
 
-        # Wait for the ready marker; stop early if QEMU dies or the kernel panics.
         while not self._console.ready.is_set():
             if self._console.fatal.is_set():
                 time.sleep(0.2)  # let the panic block finish for the report
@@ -248,15 +265,12 @@ class Machine:
 
         self.ssh = SSHSession("127.0.0.1", self.ssh_port, keys.client_key, keys.host_key_line)
         self.ssh.connect(time.monotonic() + max(deadline.remaining(), 10.0), self._qemu_alive)
-        self.boot_time = time.monotonic() - t0
         try:
             self.qmp.execute("qom-set", {"path": "/machine/peripheral/balloon0",
                                          "property": "guest-stats-polling-interval",
                                          "value": 1})
         except InfraError as exc:
             log.debug("balloon stats polling not enabled: %s", exc)
-        log.info("guest ready in %.2f s (%s, %d MiB RAM, %d MiB swap, ssh port %d)",
-                 self.boot_time, self.accel, cfg.ram_mib, cfg.swap_mib, self.ssh_port)
 
     def _launch(self) -> None:
         if self._stderr_file is not None:
