@@ -10,6 +10,7 @@ its package. Errors name the file and the key.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,15 @@ def _typed(value: Any, kind: type, where: str) -> Any:
     return value
 
 
+def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """The one TOML validation rule of the project: a key nobody reads is an error naming
+    ``<file> [section] <key>`` and the keys that are known (scenarios, plans, user tests)."""
+    known = set(known)
+    extra = sorted(set(table) - known)
+    if extra:
+        raise UsageError(f"{where} {extra[0]}", f"unknown key (known: {', '.join(sorted(known))})")
+
+
 def _vm_settings(data: dict[str, Any], path: Path) -> VMSettings:
     sect = data.get("vm", {})
     if not isinstance(sect, dict):
@@ -95,10 +105,7 @@ def _vm_settings(data: dict[str, Any], path: Path) -> VMSettings:
         if f.name in sect:
             kind = type(getattr(base, f.name))
             vals[f.name] = _typed(sect[f.name], kind, f"{path} [vm] {f.name}")
-    unknown = sorted(set(sect) - {f.name for f in fields(VMSettings)})
-    if unknown:
-        raise UsageError(f"{path} [vm] {unknown[0]}",
-                         f"unknown key (known: {', '.join(f.name for f in fields(VMSettings))})")
+    check_keys(sect, (f.name for f in fields(VMSettings)), f"{path} [vm]")
     vm = base.override(**vals)
     if vm.cgroup not in CGROUP_MODES:
         raise UsageError(f"{path} [vm] cgroup", f"must be one of {CGROUP_MODES}, not {vm.cgroup!r}")
@@ -173,6 +180,7 @@ def spec_from_text(text: str, path: Path) -> ScenarioSpec:
     kernel = data.get("kernel", {})
     if not isinstance(kernel, dict):
         raise UsageError(f"{path} [kernel]", "must be a table")
+    check_keys(kernel, ("series", "fragments"), f"{path} [kernel]")
     for key in ("series", "fragments"):
         val = kernel.get(key, [])
         if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
@@ -181,5 +189,6 @@ def spec_from_text(text: str, path: Path) -> ScenarioSpec:
     setup = guest.get("setup", []) if isinstance(guest, dict) else None
     if not isinstance(setup, list) or not all(isinstance(v, str) for v in setup):
         raise UsageError(f"{path} [guest] setup", "must be a list of shell commands")
+    check_keys(guest, ("setup",), f"{path} [guest]")
     return ScenarioSpec(name=str(data.get("name", path.stem)), path=path, type_name=kind, data=data,
                         text=text, vm=_vm_settings(data, path))

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.core.spec import check_keys
 from harness.errors import UsageError
 from harness.kernel.build import BASE_TARGETS
 
@@ -113,10 +114,7 @@ def _where(path: Path, what: str) -> str:
 
 
 def _check_keys(path: Path, what: str, table: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise UsageError(_where(path, what), f"unknown key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(allowed))}")
+    check_keys(table, allowed, _where(path, what))
 
 
 def _rel(base: Path, value: str) -> str:

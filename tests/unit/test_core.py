@@ -210,3 +210,21 @@ def test_spec_copy_round_trips() -> None:
     sc = load_spec("mempressure")
     again = spec_from_text(sc.text, Path("run/scenario.toml"))
     assert again.data == sc.data and again.vm == sc.vm
+
+
+@pytest.mark.parametrize(("body", "culprit"), [
+    ("[notifications]\nsqueeze_at = 4\n", "[notifications] squeeze_at"),
+    ("[kernel]\nfragmnts = []\n", "[kernel] fragmnts"),
+    ("[notificatons]\nx = 1\n", "notificatons"),
+    ("[guest]\nsetpu = []\n", "[guest] setpu"),
+])
+def test_a_key_nobody_reads_is_an_error_naming_file_and_key(tmp_path: Path, body: str,
+                                                           culprit: str) -> None:
+    from harness.core.registry import scenario_type
+
+    p = tmp_path / "v.toml"
+    p.write_text('extends = "mempressure"\nname = "v"\n' + body)
+    with pytest.raises(UsageError) as ei:
+        spec = load_spec(str(p))
+        scenario_type(spec).validate(spec)
+    assert ei.value.culprit.endswith(culprit) and "unknown key" in ei.value.message

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.core.plugin import CheckDef, KernelInfo, RunContext, SavedRun
 from harness.core.results import CheckResult
-from harness.core.spec import ScenarioSpec
+from harness.core.spec import ScenarioSpec, check_keys
 from harness.errors import UsageError
 from harness.scenarios.mempressure import checks, judge, protocol, timeline
 
@@ -29,14 +29,25 @@ REQUIRED: dict[str, dict[str, type]] = {
 }
 
 
+#: Parameters a section may have beyond the required ones.
+OPTIONAL: dict[str, set[str]] = {"notifications": {"asked_per_deficit", "min_deficit_mib"}}
+#: Every top-level key and table of a mempressure scenario.
+TOP_KEYS = {"name", "type", "description", "checks", "kernel", "vm", "guest", "reference",
+            *REQUIRED}
+
+
 class Mempressure:
     type_name = "mempressure"
 
     def validate(self, spec: ScenarioSpec) -> None:
-        """Every parameter the protocol reads, checked before the kernel is built."""
+        """Every parameter the protocol reads, checked before the kernel is built; a key it
+        does not read (a typo) is an error too."""
+        check_keys(spec.data, TOP_KEYS, str(spec.path))
         for section, keys in REQUIRED.items():
             for key, kind in keys.items():
                 spec.get(section, key, kind)
+            check_keys(spec.data[section], set(keys) | OPTIONAL.get(section, set()),
+                       f"{spec.path} [{section}]")
         # Optional, so that runs saved before it existed are judged again as they were.
         band = spec.get("notifications", "asked_per_deficit", list, [0, 1])
         spec.get("notifications", "min_deficit_mib", int, 0)

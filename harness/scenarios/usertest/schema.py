@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.spec import ScenarioSpec
+from harness.core.spec import ScenarioSpec, check_keys
 from harness.errors import UsageError
 
 OUTPUTS = ("none", "ktap", "tap")
@@ -83,9 +83,7 @@ def _tables(data: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _unknown(d: dict[str, Any], known: set[str], where: str) -> None:
-    extra = sorted(set(d) - known)
-    if extra:
-        raise UsageError(f"{where} {extra[0]}", f"unknown key (known: {', '.join(sorted(known))})")
+    check_keys(d, known, where)
 
 
 def _get(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
