@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import signal
 import time
@@ -121,6 +122,7 @@ class _Run:
             "vm": asdict(opts.vm), "accel": opts.accel,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "infra_error": "", "interrupted": "",
+            "guest": None, "host_load": {"start": _loadavg(), "end": None},
         }
 
     def _write_meta(self) -> None:
@@ -179,6 +181,7 @@ class _Run:
             except Exception as jexc:  # noqa: BLE001 - never mask the interrupt
                 log.debug("partial judge failed: %s", jexc)
             raise
+        self.meta["host_load"]["end"] = _loadavg()
         self._write_meta()
         return judge_run_dir(self.run_dir)
 
@@ -200,6 +203,7 @@ class _Run:
         with Machine(cfg, run_dir=self.run_dir) as vm:  # QEMU is gone when this block exits
             self.timings["boot"] = round(time.monotonic() - t_boot, 2)
             self.info["accel"] = vm.accel
+            self.meta["guest"] = read_guest_state(vm)
             if files:
                 self._timed("ship", lambda: ship_files(vm, files))
             ctx = RunContext(self.spec, vm, self.run_dir, self.progress, self.timings,
@@ -218,6 +222,65 @@ class _Run:
                 self._write_meta()
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+#: The guest state that moves the measurements: key -> file, read in one SSH command.
+GUEST_STATE_FILES = {
+    "thp": "/sys/kernel/mm/transparent_hugepage/enabled",
+    "swappiness": "/proc/sys/vm/swappiness",
+    "mglru": "/sys/kernel/mm/lru_gen/enabled",
+    "swaps": "/proc/swaps",
+    "cmdline": "/proc/cmdline",
+}
+_MARK = "=== harness-state "
+
+
+def guest_state_command() -> str:
+    return "; ".join(f"echo '{_MARK}{k}'; cat {f} 2>/dev/null"
+                     for k, f in GUEST_STATE_FILES.items())
+
+
+def parse_guest_state(text: str) -> dict[str, Any]:
+    """The output of :func:`guest_state_command` -> run.json's ``guest``; a file the guest
+    lacks is null. THP mode is the bracketed choice, swap the sum of /proc/swaps in KiB."""
+    raw: dict[str, list[str]] = {}
+    key = None
+    for line in text.splitlines():
+        if line.startswith(_MARK):
+            key = line[len(_MARK):].strip()
+            raw[key] = []
+        elif key is not None:
+            raw[key].append(line)
+    def one(k: str) -> str | None:
+        lines = [x for x in raw.get(k, []) if x.strip()]
+        return lines[0].strip() if lines else None
+    thp = one("thp")
+    if thp and "[" in thp:
+        thp = thp.split("[", 1)[1].split("]", 1)[0]
+    swappiness = one("swappiness")
+    swaps = [x.split() for x in raw.get("swaps", [])[1:] if x.strip()]
+    swap_kib = None
+    if raw.get("swaps"):
+        swap_kib = sum(int(f[2]) for f in swaps if len(f) > 2 and f[2].isdigit())
+    return {"thp": thp,
+            "swappiness": int(swappiness) if swappiness and swappiness.isdigit() else None,
+            "mglru": one("mglru"), "swap_kib": swap_kib, "cmdline": one("cmdline")}
+
+
+def read_guest_state(vm: Any) -> dict[str, Any] | None:
+    """Best effort: one ``cat`` over SSH after boot; None when even that fails."""
+    try:
+        return parse_guest_state(vm.run(guest_state_command(), timeout=30).stdout)
+    except Exception as exc:  # noqa: BLE001 - metadata only, never the run's verdict
+        log.warning("could not read the guest state: %s", exc)
+        return None
+
+
 def ship_files(vm: Any, files: dict[str, Path]) -> None:
     """Copy ``{guest path: host path}`` in; directories recursively, file modes kept."""
     for dest, src in files.items():
@@ -229,11 +292,15 @@ def ship_files(vm: Any, files: dict[str, Path]) -> None:
         dirs = {t.rsplit("/", 1)[0] or "/" for _, t in pairs} | ({dest} if src.is_dir() else set())
         vm.run("mkdir -p " + " ".join(shlex.quote(d) for d in sorted(dirs)), timeout=60,
                check=True)
+        # Each file lands under a temporary name and is renamed into place: a file the guest
+        # is running (its libc, when a dynamic program ships its libraries) is replaced, not
+        # overwritten under the processes that map it (sftp-server would die mid-transfer).
         for p, t in pairs:
-            vm.put(p, t)
-        modes = [f"chmod {p.stat().st_mode & 0o777:o} {shlex.quote(t)}" for p, t in pairs]
-        for i in range(0, len(modes), 200):  # one SSH command per 200 files, not one each
-            vm.run("; ".join(modes[i:i + 200]), timeout=60, check=True)
+            vm.put(p, f"{t}.harness-tmp")
+        moves = [f"chmod {p.stat().st_mode & 0o777:o} {shlex.quote(t + '.harness-tmp')} && "
+                 f"mv -f {shlex.quote(t + '.harness-tmp')} {shlex.quote(t)}" for p, t in pairs]
+        for i in range(0, len(moves), 200):  # one SSH command per 200 files, not one each
+            vm.run(" && ".join(moves[i:i + 200]), timeout=60, check=True)
 
 
 def _start_event_relay(vm: Any) -> EventLog | None:
