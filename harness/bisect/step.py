@@ -152,11 +152,16 @@ class StepRunner:
 
     def request(self, rev: str | None = None, series: tuple[Path, ...] | None = None,
                 source: str | None = None) -> BuildRequest:
-        return BuildRequest(source=source, rev=rev,
-                            series=series if series is not None else
-                            tuple(Path(s) for s in self.cfg.series),
-                            fragments=tuple(self.cfg.fragments), base=self.cfg.base,
-                            jobs=self.cfg.jobs)
+        """A step's kernel, by the one rule (core.request): the bisect always names its series
+        (git mode: ``--patches`` on top of each commit, none by default, since the history
+        carries what is tested; series mode: the first k patches) and its fragments (resolved
+        from ``--config``, else the scenario's, when the bisect started)."""
+        from harness.core.request import KernelOverrides, kernel_request
+
+        return kernel_request(self.spec, KernelOverrides(
+            source=source, rev=rev,
+            series=series if series is not None else tuple(Path(s) for s in self.cfg.series),
+            fragments=tuple(self.cfg.fragments), base=self.cfg.base, jobs=self.cfg.jobs))
 
     def execute(self, req: BuildRequest, step_dir: Path) -> Outcome:
         """Build, boot, run the scenario. Raises what build/boot raise (see verdict_for_error)."""
