@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "checks",
     "bisect",
     "matrix",
+    "compare",
 )
 
 

@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
     p.add_argument("--kcidb", type=Path, metavar="FILE",
                    help="also write the results as KCIDB v5.3 JSON to FILE")
+    p.add_argument("--repeat", type=int, metavar="N",
+                   help="N >= 2 runs of the same request, in parallel as the machine admits "
+                   "(the kernel built once): RUN_DIR/repeat-<i>/ and a combined results.json "
+                   "with pass rates and measurement spreads; exit 1 when any check is flaky")
 
 
 def kernel_request(args: argparse.Namespace, spec: ScenarioSpec) -> BuildRequest:
@@ -82,6 +86,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.repeat is not None:
+        return run_repeat(args)
     # Imported here so that `harness --help` stays fast and independent of the VM stack.
     from harness.core import report
     from harness.core.runner import run_scenario
@@ -98,3 +104,92 @@ def run(args: argparse.Namespace) -> int:
         print(report.verdict_table(outcome.doc))
         print(f"run directory: {outcome.run_dir}  (report.html, results.json, junit.xml)")
     return exit_for_verdict(outcome.verdict.value)
+
+
+def check_repeat_args(args: argparse.Namespace) -> None:
+    from harness.errors import UsageError
+
+    if args.repeat < 2:
+        raise UsageError(f"--repeat {args.repeat}", "needs N >= 2 (one run is plain `harness run`)")
+    for given, opt in ((args.kcidb, "--kcidb"), (args.kernel, "--kernel"),
+                       (args.no_reclaim, "--no-reclaim")):
+        if given:
+            raise UsageError(f"--repeat with {opt}", "not supported")
+
+
+def run_repeat(args: argparse.Namespace) -> int:
+    """N runs through the matrix's local pool, then one combined verdict."""
+    import os
+    import time
+
+    from harness import rundir
+    from harness.core import repeat
+    from harness.core.runner import new_run_dir
+    from harness.kernel.build import build_kernel
+    from harness.matrix.builds import KernelBuild
+    from harness.matrix.job import build_name
+    from harness.matrix.local import run_local
+    from harness.matrix.plan import Job, KernelSpec, VMSize
+    from harness.matrix.plan import ScenarioSpec as PlanScenario
+    from harness.matrix.schedule import check_admissible, host_capacity, job_cost
+
+    check_repeat_args(args)
+    opts = run_options(args)
+    req = opts.build
+    root: Path = args.run_dir or new_run_dir(f"{opts.spec.name}-repeat")
+    root.mkdir(parents=True, exist_ok=True)
+    kspec = KernelSpec(name="kernel", source=None if req.source is None else str(req.source),
+                       rev=req.rev, series=tuple(str(s) for s in req.series),
+                       fragments=tuple(req.fragments), base=req.base)
+    repeat_job = _repeat_job_class()
+    scen = PlanScenario(opts.spec.name, str(opts.spec.path), args.duration, tuple(opts.checks))
+    jobs: list[Job] = [repeat_job(kspec, scen, VMSize(f"repeat-{i}", opts.vm.ram_mib,
+                                                      opts.vm.swap_mib, opts.vm.smp), i)
+            for i in range(1, args.repeat + 1)]
+    costs = {j.id: job_cost(opts.vm.ram_mib, opts.vm.smp) for j in jobs}
+    cap = host_capacity(os.cpu_count() or 1, Path("/proc/meminfo").read_text())
+    check_admissible(costs, cap)
+    t0 = time.monotonic()
+    art = build_kernel(req, progress=opts.build_progress)  # once: the jobs' builds are hits
+    kb = KernelBuild("kernel", key=art.key, bzimage=str(art.bzimage), artifact_dir=str(art.dir),
+                     release=str(art.metadata.get("kernel_release", "")))
+    results = run_local(jobs, {build_name(jobs[0]): kb}, costs, root, cap, accel=args.accel)
+    docs: list[dict[str, Any] | None] = []
+    for r in results:
+        try:
+            docs.append(json.loads((Path(r.run_dir) / rundir.RESULTS).read_text()))
+        except (OSError, ValueError):
+            docs.append(None)
+    doc = repeat.aggregate(docs, list(opts.checks), [Path(r.run_dir).name for r in results])
+    doc["seconds"] = round(time.monotonic() - t0, 1)
+    doc["kernel"] = kb.to_json()
+    (root / rundir.RESULTS).write_text(json.dumps(doc, indent=2) + "\n")
+    (root / rundir.REPORT).write_text(repeat.summary_html(doc))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(repeat.summary_table(doc))
+        print(f"run directory: {root}  (results.json, report.html, repeat-<i>/)")
+    return repeat.exit_for(doc["verdict"])
+
+
+def _repeat_job_class() -> type:
+    from dataclasses import dataclass
+
+    from harness.matrix.plan import Job
+
+    @dataclass(frozen=True)
+    class RepeatJob(Job):
+        """A matrix job whose run dir is ``repeat-<index>``."""
+
+        index: int = 1
+
+        @property
+        def id(self) -> str:
+            return f"repeat-{self.index}"
+
+        @property
+        def slug(self) -> str:
+            return f"repeat-{self.index}"
+
+    return RepeatJob

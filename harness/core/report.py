@@ -17,6 +17,7 @@ import jinja2
 import markupsafe
 
 from harness import rundir
+from harness.core.measure import of_run
 from harness.core.results import CheckResult, Status
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -46,6 +47,8 @@ def results_doc(scenario: str, verdict: Status, results: Sequence[CheckResult],
         "findings": list(findings),
         "info": info,
         "timings_s": timings,
+        "measurements": [m.to_dict() for m in of_run(((r.name, r.measurements)
+                                                        for r in results), timings)],
     }
 
 
