@@ -26,14 +26,15 @@ Design (why it looks the way it does):
   reports are published when their block ends, which is as soon as the end
   marker's line is fed.
 * The title blames the guilty frame (patterns.SKIP_RULES), computed once per
-  finding from its block, never per line.  A block that lost its end marker
-  (cut by another report, the end of input or MAX_BLOCK_LINES) or that holds
-  lines of another context (a second "CPU: N PID: M" header, another printk
-  caller id) is ``corrupted``: its frames may not be its own, so its title
-  names at most the function on its own first line (unless that is a
-  helper), never one taken from its body.  A panic cutting a report short is its consequence,
-  not corruption; nor is an x86 report without "<TASK>" (pre-5.13 kernels,
-  arm64) that never gets a "</TASK>".
+  finding from its block, never per line.  Lines of another printk caller id
+  (CONFIG_PRINTK_CALLER: another task logging meanwhile) are left out of the
+  stack walk.  A report is ``corrupted`` only when it really is cut off: it
+  lost its end marker (another report started, the input ended,
+  MAX_BLOCK_LINES) before its first call trace ended, or another report's
+  context header ("CPU: N PID: M" of another task) is inside it.  Its frames
+  may then not be its own, so its title names at most the function on its
+  own first line (unless that is a helper), never one taken from its body.
+  A panic cutting a report short is its consequence, not corruption.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ from harness.console.patterns import (
     END_TRACE,
     PATTERNS,
     PREFILTER_WORDS,
-    SKIP_FRAME,
     End,
     Pattern,
+    skip_regex,
 )
 from harness.console.titles import CORRUPTED_PREFIX, normalise_title
 from harness.console.types import Finding
@@ -221,7 +222,7 @@ def _strip(line: str) -> tuple[str, bool]:
     return line[end:], True
 
 
-def _stack(top: str | None, text: str) -> Iterator[str]:
+def _stack(top: str | None, text: str, caller: str = "") -> Iterator[str]:
     """The functions of a report's stack, innermost first, from its block.
 
     ``top``, the function named on the report's first line (WARNING, KASAN),
@@ -230,13 +231,17 @@ def _stack(top: str | None, text: str) -> Iterator[str]:
     not a stack: lockdep's "hardirqs last enabled at ... fn+0x"), then the
     functions that took a listed lock (lockdep's "at: fn+0x"; a report of
     held locks has no stack).  Lazy: the caller stops at the guilty frame.
-    Names lose their ``.constprop.0``-style suffixes.
+    Names lose their ``.constprop.0``-style suffixes.  With ``caller`` (the
+    printk caller id of the report's first line, CONFIG_PRINTK_CALLER), lines
+    printed by another task or CPU are not this report's: skipped.
     """
     if top:
         yield top.split(".", 1)[0]
     in_trace = False
     match = _STACK_LINE.match
     for raw in text.split("\n"):
+        if caller and (other := _CALLER.match(raw)) is not None and other.group(1) != caller:
+            continue
         if "+0x" in raw:
             m = match(raw)
             if m is None:
@@ -267,20 +272,28 @@ def _read_body_fields(pattern: Pattern, text: str, fields: dict[str, str]) -> No
                     break
 
 
-#: fn -> whether a skip rule matches it.  The rules are one long alternation
-#: and the same few hundred functions recur in every report: remember them.
-_SKIPPED: dict[str, bool] = {}
+#: (skip tags, fn) -> whether a skip rule matches it.  The rules are one long
+#: alternation and the same few hundred functions recur in every report:
+#: remember them.
+_SKIPPED: dict[tuple[frozenset[str], str], bool] = {}
 _SKIPPED_MAX = 8192
+_NO_TAGS: frozenset[str] = frozenset()
 
 
-def guilty_frame(stack: Iterable[str]) -> str:
-    """The first function of ``stack`` that no skip rule matches, or ""."""
+def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
+    """The first function of ``stack`` that no skip rule matches, or "".
+
+    ``tags``: the report's skip tags (``Pattern.skip_tags``): tagged rules
+    apply only to reports carrying one of their tags.
+    """
+    key = frozenset(tags) if tags else _NO_TAGS
+    rx = skip_regex(key)
     for fn in stack:
-        skipped = _SKIPPED.get(fn)
+        skipped = _SKIPPED.get((key, fn))
         if skipped is None:
             if len(_SKIPPED) >= _SKIPPED_MAX:
                 _SKIPPED.clear()
-            skipped = _SKIPPED[fn] = SKIP_FRAME.match(fn) is not None
+            skipped = _SKIPPED[(key, fn)] = rx.match(fn) is not None
         if not skipped:
             return fn
     return ""
@@ -546,7 +559,9 @@ class ConsoleClassifier:
             le = text.index("\n", pos) + 1
             raw = text[pos:le]
             stripped, _ = _strip(raw.rstrip("\r\n"))
-            if not cont.match(stripped) or self._match_start(raw) is not None:
+            # The continuation regex alone decides: "BUG: memory leak" takes
+            # the "unreferenced object" line after it, which starts a report.
+            if not cont.match(stripped):
                 self._finish(block, "end")
                 self._open = None
                 return pos
@@ -609,20 +624,30 @@ class ConsoleClassifier:
         text = self._block_text(block)
         fields = dict(block.groups)
         fields.update(block.end_groups)
-        corrupted = self._truncated(block, text) or self._interleaved(block, text)
+        titles, tags = pattern.titles, pattern.skip_tags
+        for rt in pattern.retitles:
+            value = fields.get(rt.name)
+            if value is not None and rt.regex.match(value):
+                titles, tags = rt.titles, (*tags, *rt.skip_tags)
+                break
+        corrupted = self._cut_off(block, text) or self._interleaved(block, text)
         top = fields.pop("fn", None)  # the top frame; the title wants the guilty one
         if corrupted:
             # Only the first line is trusted: its own function, if not a helper.
-            guilty = guilty_frame([top] if top else [])
+            guilty = guilty_frame([top] if top else [], tags)
         elif pattern.blames:
-            guilty = guilty_frame(_stack(top, text))
+            caller = ""
+            if not pattern.multi_context:
+                first = _CALLER.match(text)
+                caller = first.group(1) if first else ""
+            guilty = guilty_frame(_stack(top, text, caller), tags)
         else:
             guilty = ""
         if guilty:
             fields["fn"] = guilty
         if pattern.body_fields and not corrupted:
             _read_body_fields(pattern, text, fields)
-        kind, severity, titles = pattern.kind, pattern.severity, pattern.titles
+        kind, severity = pattern.kind, pattern.severity
         if pattern.alt_kind and "alt" in block.end_groups:
             kind, severity, titles = pattern.alt_kind, pattern.alt_severity, pattern.alt_titles
         title = _format_title(titles, fields)
@@ -637,40 +662,42 @@ class ConsoleClassifier:
         )
 
     @staticmethod
-    def _truncated(block: _Open, text: str) -> bool:
-        """Whether the block ended before the end marker its kernel prints.
+    def _cut_off(block: _Open, text: str) -> bool:
+        """Whether the report really is cut off: its stack never ended.
 
-        A panic cutting a report short is not truncation (panic_on_oom,
-        panic_on_warn: the report's consequence, itself reported).  An x86
-        stack dump ends in "</TASK>" only if it began with "<TASK>": older
-        kernels and other architectures print neither.
+        A report ended by its own end marker, or by a panic (panic_on_oom,
+        panic_on_warn: the report's consequence, itself reported), is whole.
+        A stack-dumping report that lost its end marker (another report
+        started, the input ended, MAX_BLOCK_LINES) is still whole when its
+        first call trace ended before that (:func:`_trace_ended`): a KASAN
+        report cut in its "Memory state" dump, a WARNING whose "---[ end
+        trace" line was lost.  A report without a stack (an OOM report, a
+        lockdep held-locks list) that lost its end marker is cut off; one
+        whose title needs no stack (it names no function) is not.
         """
         if block.ended in ("end", "panic") or block.pattern.end_rule is not End.MARKER:
             return False
-        if block.marker == END_TASK:
-            return "<TASK>" in text
-        return bool(block.marker)
+        if not block.marker:
+            return False
+        if block.marker in _STACK_MARKERS:
+            # A row titled by its first line alone (SLUB's "BUG cache (Not
+            # tainted): ...", whose stack the WARN after it prints) loses nothing.
+            return block.pattern.blames and not _trace_ended(text)
+        return True
 
     @staticmethod
     def _interleaved(block: _Open, text: str) -> bool:
-        """Whether lines of another context got into a single-context block.
+        """Whether another report's header got into a single-context block.
 
-        Two different dump_stack()/__warn() headers ("CPU: N PID: M") or,
-        on a kernel with CONFIG_PRINTK_CALLER, lines of two printk callers
-        ("[T12]" vs "[T34]") mean two reports were printed at once.
+        Two different dump_stack()/__warn() headers ("CPU: N PID: M") mean
+        two reports were printed at once.  Lines of another printk caller
+        ("[T12]" among "[T34]" lines, CONFIG_PRINTK_CALLER) are not: any
+        task may log while a report is printed, and the stack walk skips
+        them (:func:`_stack`).
         """
         if block.pattern.multi_context:
             return False
-        if text.count("PID: ") > 1 and len(set(_CONTEXT.findall(text))) > 1:
-            return True
-        first = _CALLER.match(text)
-        if first is None:  # no CONFIG_PRINTK_CALLER (or not a kernel line)
-            return False
-        # Cheap common case: every line carries the first line's caller id.
-        if text.count("][" + first.group(0).rsplit("[", 1)[1]) == text.count("\n") + 1:
-            return False
-        callers = {m.group(1) for m in map(_CALLER.match, text.split("\n")) if m}
-        return len(callers) > 1
+        return text.count("PID: ") > 1 and len(set(_CONTEXT.findall(text))) > 1
 
     def _finish(self, block: _Open, ended: str) -> None:
         block.ended = ended
@@ -684,6 +711,41 @@ class ConsoleClassifier:
     def _publish(self, finding: Finding) -> None:
         self.findings.append(finding)
         self._new.append(finding)
+
+
+#: End markers of reports that dump a stack: their completeness is the stack's.
+_STACK_MARKERS = frozenset({END_TASK, END_TRACE, "=" * 20})
+_TRACE_HEADER = re.compile(
+    r"Call [Tt]race:|[Bb]acktrace:|^.* on cpu \d+:[ \t]*$", re.M
+)
+_STACK_MARK = re.compile(r"\s*</?[A-Z]+>\s*$")
+
+
+def _trace_ended(text: str) -> bool:
+    """Whether the block's first call trace is complete.
+
+    x86 brackets a task's stack in "<TASK>" ... "</TASK>": complete once the
+    last "<TASK>" after the header is closed.  Kernels and architectures
+    without those markers: complete when at least one frame is followed by
+    a line that is not a frame (registers, "---[ end trace", "Allocated
+    by"...); a trace whose last line is a frame may go on.  No trace header
+    at all: cut off before its stack.
+    """
+    header = _TRACE_HEADER.search(text)
+    if header is None:
+        return False
+    rest = text[header.end() :]
+    opened = rest.rfind("<TASK>")
+    if opened >= 0:
+        return rest.find("</TASK>", opened) >= 0
+    framed = False
+    for raw in rest.split("\n")[1:]:
+        line = _strip(raw)[0]
+        if "+0x" in line:
+            framed = True
+        elif framed and line.strip() and not _STACK_MARK.match(line):
+            return True
+    return False
 
 
 def classify_text(text: str) -> list[Finding]:

@@ -12,13 +12,22 @@ are anchored at the kernel's own text: ``ODEBUG: ...``, ``DEBUG: ...`` or
 ``CONFIG_BUG=y`` never match ``BUG:`` rows.  Rows are tried in order; put
 the specific ones (``BUG: KASAN:``) before the general ones (``BUG:``).
 
-Titles follow syzkaller's style ("WARNING in foo", "BUG: soft lockup in
-foo").  A title template may use the named groups of the start regex, of the
+Titles follow the field's conventions -- the words syzbot's dashboard
+(syzkaller's public pkg/report table) gives each kind: "KASAN: use-after-free
+Read in foo", "WARNING: refcount bug in foo", "possible deadlock in foo",
+"INFO: rcu detected stall in foo", "BUG: unable to handle kernel NULL pointer
+dereference in foo" even where today's kernel words it differently -- so that
+a finding can be matched against the field's known bugs.  A row's
+``retitles`` tell sub-kinds apart by a start-line field (a WARN in
+lib/refcount.c is a "refcount bug", a kernel BUG in mm/usercopy.c a "bad
+usercopy").  A title template may use the named groups of the start regex, of the
 end line's regex, and ``{fn}``: the guilty function, i.e. the first function
 of the report's stack (the one named on its first line, then the ``RIP:`` /
 ``pc :`` line, then the call trace) that no :data:`SKIP_RULES` entry matches
 -- helpers that only report or pass a bug on (locking, allocators, mem*,
-sanitizers, WARN, might_sleep, refcount, list debugging...).  The first
+sanitizers, WARN, might_sleep, refcount, list debugging...); tagged rules
+apply only to rows (or retitles) naming their tag in ``skip_tags`` (RCU
+functions are the stall machinery in a stall, a culprit elsewhere).  The first
 template whose fields are all known wins, so the last one of a row should
 need no ``{fn}``.  Templates never use pids, addresses or CPU numbers: a
 title must be the same on every run of the same bug (titles.py).
@@ -49,8 +58,10 @@ __all__ = [
     "SKIP_RULES",
     "End",
     "Pattern",
-    "SkipRule",
     "BodyField",
+    "Retitle",
+    "SkipRule",
+    "skip_regex",
 ]
 
 
@@ -137,11 +148,19 @@ class Pattern:
     multi_context: bool = False
     #: Fields read from later lines of the block (first match per name wins).
     body_fields: tuple[BodyField, ...] = ()
+    #: Tags of the tagged :data:`SKIP_RULES` that apply to this row's stacks.
+    skip_tags: tuple[str, ...] = ()
+    #: Sub-kinds told by a start-line field (first match wins): their titles
+    #: replace ``titles`` (see :class:`Retitle`).
+    retitles: tuple[Retitle, ...] = ()
     #: Derived: a title names the guilty function, so the stack is walked.
     blames: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        blames = any("{fn}" in t for t in (*self.titles, *self.alt_titles))
+        blames = any(
+            "{fn}" in t
+            for t in (*self.titles, *self.alt_titles, *(t for r in self.retitles for t in r.titles))
+        )
         object.__setattr__(self, "blames", blames)
 
 
@@ -177,10 +196,16 @@ class SkipRule:
     "WARNING in refcount_warn_saturate" the code that leaked the reference.
     Each entry is a regex that must match a whole function name (with any
     ``.constprop.0``-style suffix removed).
+
+    ``tags`` empty: the rule applies to every report.  Otherwise only to
+    reports whose row (or retitle) carries one of those tags in its
+    ``skip_tags``: RCU functions are noise in a stall report (the stall
+    machinery's own frames) but can be the culprit of a WARNING.
     """
 
     why: str
     frames: tuple[str, ...]
+    tags: tuple[str, ...] = ()
 
 
 SKIP_RULES: tuple[SkipRule, ...] = (
@@ -191,17 +216,21 @@ SKIP_RULES: tuple[SkipRule, ...] = (
             r"show_regs", r"__show_regs", r"dump_backtrace\w*", r"arch_stack_walk",
             r"stack_trace_\w+", r"printk\w*", r"_printk\w*", r"vprintk\w*", r"__warn\w*",
             r"warn_slowpath\w*", r"__warn_printk", r"report_bug", r"__report_bug",
-            r"handle_bug", r"bug_handler", r"do_error_trap", r"do_trap", r"do_int3\w*",
-            r"die", r"__die\w*", r"die_kernel_fault", r"oops_\w+", r"panic", r"nmi_panic",
-            r"vpanic", r"check_panic_on_warn", r"bust_spinlocks", r"print_\w+",
+            r"handle_bug", r"fixup_bug", r"bug_handler", r"do_error_trap", r"do_trap",
+            r"do_int3\w*", r"die", r"__die\w*", r"die_kernel_fault", r"oops_\w+", r"panic",
+            r"nmi_panic", r"vpanic", r"check_panic_on_warn", r"bust_spinlocks", r"print_\w+",
             r"__print_\w+", r"show_\w+_info", r"debug_print_object", r"debug_object_\w+",
+            # vsprintf and dev_printk: a fault in them is a bad argument of their caller
+            r"v?sn?printf", r"v?scnprintf", r"k?v?asprintf", r"_?dev_(?:printk|emerg|alert"
+            r"|crit|err|warn|notice|info|dbg)\w*",
         ),
     ),
     SkipRule(
         "exception, fault and interrupt entry",
         (
             r"asm_\w+", r"exc_\w+", r"sysvec_\w+", r"__sysvec_\w+", r"common_interrupt",
-            r"irq_exit\w*", r"__irq_exit\w*", r"handle_softirqs", r"__do_softirq",
+            r"(?:smp_)?apic_timer_interrupt", r"smp_\w+_interrupt", r"irq_exit\w*",
+            r"__irq_exit\w*", r"handle_softirqs", r"__do_softirq",
             r"do_softirq\w*", r"irqentry_\w+", r"page_fault_oops", r"kernelmode_fixup_or_oops",
             r"__bad_area\w*", r"bad_area\w*", r"handle_page_fault", r"do_user_addr_fault",
             r"__do_kernel_fault", r"do_page_fault", r"do_translation_fault", r"do_mem_abort",
@@ -211,19 +240,28 @@ SKIP_RULES: tuple[SkipRule, ...] = (
         ),
     ),
     SkipRule(
-        "sanitizers (KASAN, KMSAN, KCSAN, UBSAN, KFENCE, fortify)",
+        "compiler thunks and stubs (retpolines, return thunks, CFI/patchable prefixes)",
         (
-            r"_*kasan_\w+", r"kasan_\w+", r"__asan_\w+", r"check_region_inline",
+            r"__x86_indirect_(?:call_|jump_)?thunk_\w+", r"__x86_return_thunk",
+            r"(?:srso|retbleed|entry)_\w*return_thunk", r"__pfx_\w+", r"__cfi_\w+",
+        ),
+    ),
+    SkipRule(
+        "sanitizers and coverage (KASAN, KMSAN, KCSAN, UBSAN, KFENCE, fortify, KCOV)",
+        (
+            r"_*kasan_\w+", r"__asan_\w+", r"__hwasan_\w+", r"check_region_inline",
             r"check_memory_region\w*", r"memory_is_poisoned\w*", r"_*kmsan_\w+",
             r"__msan_\w+", r"_*kcsan_\w+", r"__tsan_\w+", r"_*ubsan_\w+",
-            r"_*kfence_\w+", r"_*fortify_\w+", r"fortify_\w+",
+            r"_*kfence_\w+", r"_*fortify_\w+", r"__sanitizer_\w+", r"write_comp_data",
+            r"check_kcov_mode", r"read_word_at_a_time",
         ),
     ),
     SkipRule(
         "might_sleep and preemption checks",
         (
-            r"_*might_\w+", r"might_\w+", r"__cant_\w+", r"__schedule_bug",
-            r"preempt_count_\w+", r"check_preemption_disabled", r"debug_smp_processor_id",
+            r"_*might_\w+", r"__cant_\w+", r"__schedule_bug", r"preempt_count_\w+",
+            r"check_preemption_disabled", r"debug_smp_processor_id",
+            r"__this_cpu_preempt_check",
         ),
     ),
     SkipRule(
@@ -237,9 +275,21 @@ SKIP_RULES: tuple[SkipRule, ...] = (
             r"_?read_lock\w*", r"_?write_lock\w*", r"_?read_unlock\w*", r"_?write_unlock\w*",
             r"lock_acquire\w*", r"lock_release", r"lock_contended", r"lock_acquired",
             r"__lock_\w+", r"lockdep_\w+", r"__lockdep_\w+", r"lock_is_held\w*",
-            r"check_\w+", r"validate_chain", r"mark_lock\w*", r"mark_usage", r"__bfs\w*",
+            # lockdep's own checks only: check_flush_dependency() is a workqueue WARN site
+            r"check_(?:noncircular|prev_add|prevs_add|irq_usage|deadlock|flags|wait_context"
+            r"|chain_key|usage\w*|path\w*|redundant|lock_class\w*|held_locks\w*)",
+            r"validate_chain", r"mark_lock\w*", r"mark_usage", r"__bfs\w*",
             r"lookup_chain_cache\w*", r"add_chain_cache", r"debug_spin_\w+",
-            r"debug_check_no_locks_\w+", r"rcu_lock_\w+",
+            r"debug_check_no_locks_\w+", r"rcu_lock_\w+", r"print_circular_bug\w*",
+        ),
+    ),
+    SkipRule(
+        "atomics and bitops",
+        (
+            r"(?:arch_|raw_|instrument_)?atomic(?:64|_long)?_(?:read|set|add|sub|inc|dec|and"
+            r"|andnot|or|xor|fetch|cmpxchg|try_cmpxchg|xchg)\w*",
+            r"instrument_atomic_\w+", r"(?:arch_|__)?(?:test_and_)?(?:set|clear|change)_bit"
+            r"(?:_lock|_unlock)?", r"(?:arch_|_)?test_bit(?:_acquire)?",
         ),
     ),
     SkipRule(
@@ -252,8 +302,17 @@ SKIP_RULES: tuple[SkipRule, ...] = (
             r"wait_for_completion\w*", r"__wait_on_bit\w*", r"out_of_line_wait_on_bit\w*",
             r"bit_wait\w*", r"folio_wait_bit\w*", r"__folio_lock\w*", r"wait_on_page_bit\w*",
             r"prepare_to_wait\w*", r"finish_wait", r"__wait_event\w*", r"_*wait_on_\w+",
-            r"folio_wait_\w+",
+            r"folio_wait_\w+", r"_*wake_up\w*",
         ),
+    ),
+    SkipRule(
+        "what a hung task waits in (hung-task reports)",
+        (
+            r"_*wait_rcu_gp", r"\w+_slowlock\w*", r"__flush_work\w*", r"flush_work\w*",
+            r"__cancel_work\w*", r"cancel_(?:delayed_)?work_sync", r"kthread_stop\w*",
+            r"flush_workqueue", r"__flush_workqueue", r"drain_workqueue",
+        ),
+        tags=("hung",),
     ),
     SkipRule(
         "page and slab allocators, vmalloc, kmemleak",
@@ -263,9 +322,10 @@ SKIP_RULES: tuple[SkipRule, ...] = (
             r"get_zeroed_page\w*", r"get_page_from_freelist", r"rmqueue\w*", r"warn_alloc",
             r"_*free_pages\w*", r"free_unref_\w+", r"free_pcppages_bulk", r"bad_page",
             r"free_page\w*", r"_*kmalloc\w*", r"kmalloc_trace\w*", r"_*kmem_cache_\w+",
-            r"kmem_cache_\w+", r"kzalloc\w*", r"kcalloc\w*", r"_*krealloc\w*",
-            r"_*kvmalloc\w*", r"kvfree\w*", r"kvzalloc\w*", r"kfree\w*", r"__kfree\w*",
-            r"kmemdup\w*", r"kstrn?dup\w*", r"_*slab_\w+", r"slab_\w+", r"new_slab",
+            r"kzalloc\w*", r"kcalloc\w*", r"_*krealloc\w*",
+            # kfree_skb() frees a packet: its callers are in net/, it is often the culprit
+            r"_*kvmalloc\w*", r"kvfree\w*", r"kvzalloc\w*", r"_*kfree(?!_skb)\w*",
+            r"kmemdup\w*", r"kstrn?dup\w*", r"_*slab_\w+", r"new_slab",
             r"allocate_slab", r"do_slab_free", r"__do_slab_free", r"free_to_partial_list",
             r"_*vmalloc\w*", r"vzalloc\w*", r"vfree\w*", r"mempool_\w+", r"kmemleak_\w+",
             r"_*create_object\w*", r"setup_object\w*", r"init_object\w*",
@@ -275,18 +335,27 @@ SKIP_RULES: tuple[SkipRule, ...] = (
         "mem*, str* and user copies",
         (
             r"_*mem(?:cpy|move|set|cmp|chr|chr_inv|scan)\w*",
-            r"_*str(?:n?cpy|n?cat|n?cmp|n?len|r?chr|nchr|str|s?cpy|l?cpy|l?cat|n?casecmp"
-            r"|sep|c?spn|pbrk|n?dup)\w*",
+            r"_*str(?:n?cpy|n?cat|n?cmp|n?len|r?chr|nchr|str|nstr|s?cpy|l?cpy|l?cat"
+            r"|n?casecmp|sep|c?spn|pbrk|n?dup)\w*",
+            # vsprintf's string()/pointer() (not lib/string_helpers.c's string_*() API)
+            r"string(?:_nocheck)?", r"widen_string", r"pointer",
             r"_?copy_(?:from|to)_user\w*", r"raw_copy_\w+", r"copy_user_\w+", r"__copy_user\w*",
             r"rep_movs_alternative", r"rep_stos_alternative", r"_*get_user_\w+",
             r"_*put_user_\w+", r"strncpy_from_user", r"strnlen_user", r"copy_page\w*",
         ),
     ),
     SkipRule(
+        "usercopy hardening checks (bad usercopy reports)",
+        (
+            r"_*check_object_size", r"_*check_heap_object", r"check_stack_object",
+            r"check_kernel_text_object", r"check_bogus_address", r"check_page_span",
+            r"check_copy_size", r"usercopy_abort", r"usercopy_warn", r"__check_\w*usercopy\w*",
+        ),
+    ),
+    SkipRule(
         "reference counting",
         (
-            r"_*refcount_\w+", r"refcount_\w+", r"kref_\w+", r"percpu_ref_\w+",
-            r"ref_tracker_\w+",
+            r"_*refcount_\w+", r"kref_\w+", r"percpu_ref_\w+", r"ref_tracker_\w+",
         ),
     ),
     SkipRule(
@@ -299,34 +368,167 @@ SKIP_RULES: tuple[SkipRule, ...] = (
     SkipRule(
         "watchdogs, timers, NMI and cross-CPU calls (lockup and stall reports)",
         (
-            r"watchdog\w*", r"_*hrtimer_\w+", r"hrtimer_\w+", r"tick_\w+",
-            r"update_process_times", r"sched_tick", r"scheduler_tick", r"rcu_\w+",
-            r"__rcu_\w+", r"nmi_\w+", r"default_do_nmi", r"arch_trigger_cpumask_backtrace",
+            r"watchdog\w*", r"_*hrtimer_\w+", r"tick_\w+",
+            r"update_process_times", r"sched_tick", r"scheduler_tick",
+            r"nmi_\w+", r"default_do_nmi", r"arch_trigger_cpumask_backtrace",
             r"trigger_\w*backtrace", r"dump_cpu_task", r"sched_show_task", r"debug_show_\w+",
             r"hung_task\w*", r"check_hung_\w+", r"smp_call_function\w*", r"csd_lock_wait\w*",
             r"generic_exec_single", r"on_each_cpu\w*", r"kthread", r"worker_thread",
             r"process_one_work", r"process_scheduled_works",
         ),
     ),
+    SkipRule(
+        "RCU machinery (stall and suspicious-RCU reports)",
+        (r"rcu_\w+", r"__rcu_\w+", r"_*call_rcu\w*", r"srcu_\w+", r"__srcu_\w+"),
+        tags=("stall", "rcu"),
+    ),
+    SkipRule(
+        "users of debug objects: timers, work, frees (ODEBUG reports)",
+        (
+            r"_*debug_\w+", r"_*(?:del_|try_to_del_)?timer\w*", r"_*(?:cancel_|queue_)?work_\w+",
+            r"_*(?:free|__free)_\w+", r"kobject_\w+", r"percpu_\w+", r"rcu_\w+",
+        ),
+        tags=("odebug",),
+    ),
+    SkipRule("kobject helpers (kobject and refcount reports)", (r"kobject_\w+",),
+             tags=("kobject",)),
 )
 
-#: One regex for every rule: ``SKIP_FRAME.match(fn)`` says ``fn`` is skipped.
-SKIP_FRAME: re.Pattern[str] = re.compile(
-    "(?:" + "|".join(f for rule in SKIP_RULES for f in rule.frames) + r")\Z"
+
+def _skip_regex(rules: tuple[SkipRule, ...]) -> re.Pattern[str]:
+    return re.compile("(?:" + "|".join(f for rule in rules for f in rule.frames) + r")\Z")
+
+
+#: One regex for every rule that applies to all reports:
+#: ``SKIP_FRAME.match(fn)`` says ``fn`` is skipped in any report.
+SKIP_FRAME: re.Pattern[str] = _skip_regex(tuple(r for r in SKIP_RULES if not r.tags))
+
+_SKIP_BY_TAGS: dict[frozenset[str], re.Pattern[str]] = {frozenset(): SKIP_FRAME}
+
+
+def skip_regex(tags: frozenset[str] = frozenset()) -> re.Pattern[str]:
+    """The skip regex of a report carrying ``tags``: untagged rules + rules of those tags."""
+    rx = _SKIP_BY_TAGS.get(tags)
+    if rx is None:
+        rx = _SKIP_BY_TAGS[tags] = _skip_regex(
+            tuple(r for r in SKIP_RULES if not r.tags or tags.intersection(r.tags))
+        )
+    return rx
+
+
+@dataclass(frozen=True, slots=True)
+class Retitle:
+    """A sub-kind of a row, told by one of its fields: other titles, more skip tags.
+
+    The first entry of ``Pattern.retitles`` whose ``regex`` matches
+    (``re.match``) field ``name`` of the start line wins: "WARNING: CPU: 0
+    PID: 1 at lib/refcount.c:28 ..." is titled "WARNING: refcount bug in F",
+    as the field (syzbot) titles it, not "WARNING in F".
+    """
+
+    name: str
+    regex: re.Pattern[str]
+    titles: tuple[str, ...]
+    skip_tags: tuple[str, ...] = ()
+
+
+#: lockdep names the lock being taken, and where: "... is trying to acquire
+#: lock:\n (&mm->mmap_lock){++++}-{3:3}, at: __might_fault+0x.." -- the field
+#: titles deadlocks after that first "at:" (no skip rule: it is who locks).
+_LOCK_AT = BodyField(
+    "lockfn", " at: ",
+    _re(r".*? at: (?:\[<[0-9a-f]+>\] )?(?P<lockfn>[A-Za-z_]\w*)(?:\.[\w.]+)?\+0x"),
+)
+
+
+def _lockdep_retitles(prefix: str) -> tuple[Retitle, ...]:
+    """lockdep headings in the field's words (``prefix``: the v4 banner said INFO)."""
+    return (
+        Retitle("what", _re(r"possible (?:circular|recursive|irq)|\S+-safe -> "), (
+            "possible deadlock in {lockfn}", "possible deadlock in {fn}", "possible deadlock",
+        )),
+        Retitle("what", _re(r"inconsistent lock state"), (
+            "inconsistent lock state in {lockfn}", "inconsistent lock state in {fn}",
+            "inconsistent lock state",
+        )),
+        Retitle("what", _re(r"suspicious RCU usage"), (
+            f"{prefix}: suspicious RCU usage in {{fn}}", f"{prefix}: suspicious RCU usage",
+        ), skip_tags=("rcu",)),
+        Retitle("what", _re(r"held lock freed"), (
+            "WARNING: held lock freed in {lockfn}", "WARNING: held lock freed in {fn}",
+            "WARNING: held lock freed",
+        )),
+        Retitle("what", _re(r"bad unlock balance"), (
+            "WARNING: bad unlock balance in {fn}", "WARNING: bad unlock balance",
+        )),
+        Retitle("what", _re(r".*still has locks held"), (
+            "WARNING: still has locks held in {lockfn}", "WARNING: still has locks held in {fn}",
+            "WARNING: still has locks held",
+        )),
+    )
+
+
+#: WARN()s of a few library files are one kind of bug each, in the field's words.
+_WARNING_RETITLES: tuple[Retitle, ...] = (
+    Retitle("file", _re(r"lib/refcount\.c\Z"),
+            ("WARNING: refcount bug in {fn}", "WARNING: refcount bug"), skip_tags=("kobject",)),
+    Retitle("file", _re(r"lib/debugobjects\.c\Z"),
+            ("WARNING: ODEBUG bug in {fn}", "WARNING: ODEBUG bug"), skip_tags=("odebug",)),
+    Retitle("file", _re(r"mm/usercopy\.c\Z"),
+            ("WARNING: bad usercopy in {fn}", "WARNING: bad usercopy")),
+    Retitle("file", _re(r"lib/kobject\.c\Z"),
+            ("WARNING: kobject bug in {fn}", "WARNING: kobject bug"), skip_tags=("kobject",)),
+    Retitle("file", _re(r"kernel/locking/lockdep\.c\Z"),
+            ("WARNING: locking bug in {fn}", "WARNING: locking bug")),
 )
 
 PATTERNS: tuple[Pattern, ...] = (
     # --- panic: fatal, published on its first line -------------------------
     Pattern(
+        # CONFIG_STACKPROTECTOR's __stack_chk_fail(): the function is on the line.
+        kind="panic",
+        start=_re(
+            r"Kernel panic - not syncing: stack-protector: Kernel stack is corrupted in: "
+            r"(?P<fn>[A-Za-z_][\w.]*)"
+        ),
+        severity=Severity.FATAL,
+        titles=("kernel panic: stack is corrupted in {fn}", "kernel panic: stack is corrupted"),
+        marker="---[ end Kernel panic",
+        end=None,
+        emit_on_start=True,
+    ),
+    Pattern(
         kind="panic",
         start=_re(r"Kernel panic - not syncing: ?(?P<msg>.*?)\s*$"),
         severity=Severity.FATAL,
         titles=("kernel panic: {msg}",),
+        # The exit code differs with the way init died; the bug is the same.
+        retitles=(
+            Retitle("msg", _re(r"Attempted to kill init!"),
+                    ("kernel panic: Attempted to kill init!",)),
+        ),
         marker="---[ end Kernel panic",
         end=None,
         emit_on_start=True,
     ),
     # --- sanitizers --------------------------------------------------------
+    Pattern(
+        # Reports the field titles without Read/Write; "double-free or
+        # invalid-free" (before v6.0) is today's "invalid-free".
+        kind="kasan",
+        start=_re(
+            r"BUG: KASAN: (?P<what>double-free or invalid-free|wild-memory-access|double-free"
+            r"|invalid-free)(?: in (?P<fn>[\w.]+))?"
+        ),
+        severity=Severity.ERROR,
+        titles=("KASAN: {what} in {fn}", "KASAN: {what}"),
+        retitles=(
+            Retitle("what", _re(r"double-free or invalid-free"),
+                    ("KASAN: invalid-free in {fn}", "KASAN: invalid-free")),
+        ),
+        marker="=" * 20,
+        end=_SEPARATOR_RE,
+    ),
     Pattern(
         kind="kasan",
         start=_re(r"BUG: KASAN: (?P<what>[\w-]+)(?: in (?P<fn>[\w.]+))?"),
@@ -416,6 +618,18 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.ERROR,
         titles=("BUG: {what} in {fn}", "BUG: {what}"),
+        # v5.x renamed both ("BUG: kernel NULL pointer dereference, address:",
+        # "BUG: unable to handle page fault for address:"); the field kept the old names.
+        retitles=(
+            Retitle("what", _re(r".*NULL"), (
+                "BUG: unable to handle kernel NULL pointer dereference in {fn}",
+                "BUG: unable to handle kernel NULL pointer dereference",
+            )),
+            Retitle("what", _re(r".*(?:page fault|paging request)"), (
+                "BUG: unable to handle kernel paging request in {fn}",
+                "BUG: unable to handle kernel paging request",
+            )),
+        ),
         expects_die=True,
         marker=END_TRACE,
         end=None,
@@ -428,6 +642,12 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.ERROR,
         titles=("Unable to handle kernel {what} in {fn}", "Unable to handle kernel {what}"),
+        retitles=(
+            Retitle("what", _re(r"paging request"), (
+                "unable to handle kernel paging request in {fn}",
+                "unable to handle kernel paging request",
+            )),
+        ),
         expects_die=True,
         marker=END_TRACE,
         end=None,
@@ -438,6 +658,12 @@ PATTERNS: tuple[Pattern, ...] = (
         after_cut_here=True,
         severity=Severity.ERROR,
         titles=("kernel BUG in {fn}", "kernel BUG at {file}"),
+        retitles=(
+            Retitle("file", _re(r"mm/usercopy\.c"),
+                    ("BUG: bad usercopy in {fn}", "BUG: bad usercopy")),
+            Retitle("file", _re(r"lib/list_debug\.c"),
+                    ("BUG: corrupted list in {fn}", "BUG: corrupted list")),
+        ),
         expects_die=True,
         marker=END_TRACE,
         end=None,
@@ -496,6 +722,10 @@ PATTERNS: tuple[Pattern, ...] = (
         start=_re(r"(?:Oops: )?(?P<what>[a-z][a-z0-9 -]*?)(?:, [^:]*)?: " + _DIE),
         severity=Severity.ERROR,
         titles=("{what} in {fn}", "{what}"),
+        retitles=(
+            Retitle("what", _re(r"stack segment\Z"),
+                    ("stack segment fault in {fn}", "stack segment fault")),
+        ),
         die_header=True,
         marker=END_TRACE,
         end=None,
@@ -509,6 +739,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.ERROR,
         titles=("BUG: soft lockup in {fn}", "BUG: soft lockup in {comm}"),
+        skip_tags=("stall",),
     ),
     Pattern(
         kind="hard_lockup",
@@ -517,13 +748,16 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.ERROR,
         titles=("watchdog: hard LOCKUP in {fn}", "watchdog: hard LOCKUP"),
+        skip_tags=("stall",),
         multi_context=True,
     ),
     Pattern(
         kind="rcu_stall",
         start=_re(r"(?:rcu: )?INFO: (?P<flavor>rcu_\w+) (?:self-)?detected (?:expedited )?stall"),
         severity=Severity.ERROR,
-        titles=("INFO: rcu detected stall in {fn}", "INFO: {flavor} detected stall"),
+        # rcu_sched, rcu_preempt, rcu_bh: one bug whatever the flavour.
+        titles=("INFO: rcu detected stall in {fn}", "INFO: rcu detected stall"),
+        skip_tags=("stall",),
         multi_context=True,
     ),
     Pattern(
@@ -534,6 +768,7 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.WARNING,
         titles=("INFO: task hung in {fn}", "INFO: task {comm} blocked"),
+        skip_tags=("stall", "hung"),
         multi_context=True,
     ),
     # --- sleeping in atomic context ----------------------------------------
@@ -561,7 +796,7 @@ PATTERNS: tuple[Pattern, ...] = (
         severity=Severity.WARNING,
         # No stack trace: the report is the list of held locks; the first
         # "#0:" line names the lock and where it was taken.
-        titles=("{what} in {fn}", "{what}"),
+        titles=("WARNING: {what} in {fn}", "WARNING: {what}"),
         marker="#0: ",
         end=None,
     ),
@@ -569,7 +804,9 @@ PATTERNS: tuple[Pattern, ...] = (
         kind="lockdep",
         start=_re(r"WARNING: (?P<what>" + "|".join(_LOCKDEP_HEADINGS) + r")"),
         severity=Severity.WARNING,
-        titles=("{what} in {fn}", "{what}"),
+        titles=("WARNING: {what} in {fn}", "WARNING: {what}"),
+        retitles=_lockdep_retitles("WARNING"),
+        body_fields=(_LOCK_AT,),
     ),
     Pattern(
         # Before v4.15 lockdep framed its heading: "[ INFO: ... ]", "[ BUG: ... ]".
@@ -581,6 +818,8 @@ PATTERNS: tuple[Pattern, ...] = (
         ),
         severity=Severity.WARNING,
         titles=("{what} in {fn}", "{what}"),
+        retitles=_lockdep_retitles("INFO"),
+        body_fields=(_LOCK_AT,),
     ),
     Pattern(
         # register_lock_class() on a lock whose key is not static: a stack follows.
@@ -603,6 +842,7 @@ PATTERNS: tuple[Pattern, ...] = (
         after_cut_here=True,
         severity=Severity.WARNING,
         titles=("WARNING in {fn}", "WARNING at {file}", "WARNING"),
+        retitles=_WARNING_RETITLES,
         marker=END_TRACE,
         end=None,
     ),
@@ -614,6 +854,7 @@ PATTERNS: tuple[Pattern, ...] = (
         after_cut_here=True,
         severity=Severity.WARNING,
         titles=("WARNING in {fn}", "WARNING at {file}", "WARNING"),
+        retitles=_WARNING_RETITLES,
         marker=END_TRACE,
         end=None,
     ),
@@ -638,8 +879,19 @@ PATTERNS: tuple[Pattern, ...] = (
         titles=("BUG: Bad page {what} in {fn}", "BUG: Bad page {what}"),
     ),
     Pattern(
+        # What syzkaller's executor prints before the objects it read from
+        # /sys/kernel/debug/kmemleak: the objects are this report's body.
         kind="memory_leak",
-        start=_re(r"(?:kmemleak: )?(?:unreferenced object 0x[0-9a-f]+|BUG: memory leak)"),
+        start=_re(r"BUG: memory leak\s*$"),
+        severity=Severity.WARNING,
+        titles=("memory leak in {fn}", "memory leak"),
+        end_rule=End.CONTINUATION,
+        marker="",
+        end=_re(r"(?:kmemleak: )?(?:\s|unreferenced object)"),
+    ),
+    Pattern(
+        kind="memory_leak",
+        start=_re(r"(?:kmemleak: )?unreferenced object 0x[0-9a-f]+"),
         severity=Severity.WARNING,
         titles=("memory leak in {fn}", "memory leak"),
         end_rule=End.CONTINUATION,
@@ -703,6 +955,34 @@ PATTERNS: tuple[Pattern, ...] = (
         start=_re(r"BUG (?P<cache>[\w.:-]+) \((?:Not tainted|Tainted: [^)]*)\): (?P<what>.+?)\s*$"),
         severity=Severity.ERROR,
         titles=("BUG {cache}: {what}",),
+    ),
+    Pattern(
+        kind="bug",
+        start=_re(
+            r"BUG: (?P<lock>spinlock|rwlock) (?P<what>lockup suspected|already unlocked"
+            r"|recursion|bad magic|wrong owner|wrong CPU)"
+        ),
+        severity=Severity.ERROR,
+        titles=("BUG: {lock} {what} in {fn}", "BUG: {lock} {what}"),
+    ),
+    Pattern(
+        # show_workqueue_state() follows: pools, not a stack.
+        kind="bug",
+        start=_re(r"BUG: workqueue lockup - pool"),
+        severity=Severity.ERROR,
+        titles=("BUG: workqueue lockup",),
+        end_rule=End.LINE,
+    ),
+    Pattern(
+        kind="bug",
+        start=_re(
+            r"BUG: using (?P<what>__this_cpu_\w+\(\)|smp_processor_id\(\)) in preemptible"
+        ),
+        severity=Severity.ERROR,
+        titles=(
+            "BUG: using {what} in preemptible code in {fn}",
+            "BUG: using {what} in preemptible code",
+        ),
     ),
     # --- anything else the kernel calls a BUG -------------------------------
     Pattern(

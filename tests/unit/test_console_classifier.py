@@ -111,7 +111,8 @@ def test_panic_reported_on_its_first_line_and_block_grows() -> None:
 def test_bug_then_oops_is_one_report_and_panic_follows() -> None:
     findings = classify_text(NULL_DEREF)
     assert _kinds(findings) == [
-        ("oops", "BUG: kernel NULL pointer dereference in lkdtm_EXCEPTION", Severity.ERROR, 1),
+        ("oops", "BUG: unable to handle kernel NULL pointer dereference in lkdtm_EXCEPTION",
+         Severity.ERROR, 1),
         ("panic", "kernel panic: Fatal exception", Severity.FATAL, 10),
     ]
 
@@ -161,6 +162,7 @@ def test_console_prefixes_are_stripped(prefix: str) -> None:
     text = (
         f"{prefix}BUG: soft lockup - CPU#0 stuck for 22s! [sh:1]\n"
         f"{prefix}RIP: 0010:spin+0x1/0x2\n"
+        f"{prefix}Call Trace:\n{prefix} <TASK>\n{prefix} do_spin+0x1/0x2\n{prefix} </TASK>\n"
     )
     (f,) = classify_text(text)
     assert (f.kind, f.title) == ("soft_lockup", "BUG: soft lockup in spin")
@@ -265,7 +267,7 @@ SYNTHETIC = {
         "[ 1.0]  dump_stack_lvl+0x1/0x2\n[ 1.0]  print_circular_bug+0x1/0x2\n"
         "[ 1.0]  __lock_acquire+0x1/0x2\n[ 1.0]  lock_acquire+0x1/0x2\n"
         "[ 1.0]  _raw_spin_lock+0x1/0x2\n[ 1.0]  vmpressure_work_fn+0x1/0x2\n[ 1.0]  </TASK>\n",
-        "possible circular locking dependency detected in vmpressure_work_fn",
+        "possible deadlock in vmpressure_work_fn",
     ),
     "gpf": (
         "[ 1.0] Oops: general protection fault, probably for non-canonical address "

@@ -27,32 +27,105 @@ from harness.console import (
     normalise_title,
     signature_of,
 )
-from harness.console.patterns import SKIP_FRAME
+from harness.console.patterns import SKIP_FRAME, SkipRule, skip_regex
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "console"
 LOGS = sorted(CORPUS.glob("*.log"))
 
-# One real kernel function per skip rule (the rule's "why" is the key).
-SKIP_EXAMPLES = {
-    "report printing and the WARN/BUG/die machinery": "dump_stack_lvl",
-    "exception, fault and interrupt entry": "asm_sysvec_apic_timer_interrupt",
-    "sanitizers (KASAN, KMSAN, KCSAN, UBSAN, KFENCE, fortify)": "kasan_report",
-    "might_sleep and preemption checks": "__might_resched",
-    "locking primitives and lockdep": "__mutex_lock",
-    "scheduling, sleeping and waiting": "schedule_timeout",
-    "page and slab allocators, vmalloc, kmemleak": "__kmalloc_cache_noprof",
-    "mem*, str* and user copies": "memcpy_orig",
-    "reference counting": "refcount_warn_saturate",
-    "list debugging": "__list_add_valid_or_report",
-    "watchdogs, timers, NMI and cross-CPU calls (lockup and stall reports)":
-        "smp_call_function_single",
+# Per skip rule: helpers it must skip (kernel functions seen on top of real
+# stacks), and its negative controls: kernel functions whose names look close
+# but where bugs live (or ``*_fixture`` names shaped like them), never skipped.
+SKIP_CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "report printing and the WARN/BUG/die machinery": (
+        ("dump_stack_lvl", "__warn", "warn_slowpath_fmt", "report_bug", "vsnprintf",
+         "kvasprintf", "_dev_warn"),
+        ("dump_emit", "devres_release_all", "lkdtm_WARNING"),
+    ),
+    "exception, fault and interrupt entry": (
+        ("asm_sysvec_apic_timer_interrupt", "sysvec_apic_timer_interrupt",
+         "smp_apic_timer_interrupt", "apic_timer_interrupt", "smp_call_function_interrupt"),
+        ("vp_interrupt", "exception_table_lookup_fn", "irqfd_wakeup"),
+    ),
+    "compiler thunks and stubs (retpolines, return thunks, CFI/patchable prefixes)": (
+        ("__x86_indirect_thunk_rax", "__x86_indirect_thunk_r11", "__x86_return_thunk",
+         "srso_return_thunk"),
+        ("x86_emulate_insn", "thunk_create_fn", "__x64_sys_ioctl"),
+    ),
+    "sanitizers and coverage (KASAN, KMSAN, KCSAN, UBSAN, KFENCE, fortify, KCOV)": (
+        ("__sanitizer_cov_trace_pc", "__sanitizer_cov_trace_const_cmp4", "write_comp_data",
+         "__asan_load8", "kasan_report", "__kasan_check_write", "check_memory_region",
+         "__ubsan_handle_shift_out_of_bounds", "kfence_handle_page_fault"),
+        ("kcov_ioctl", "sanitize_boot_params", "asan_fixture_open"),
+    ),
+    "might_sleep and preemption checks": (
+        ("__might_sleep", "___might_sleep", "__might_fault", "__might_resched"),
+        ("preempt_notifier_register", "mightyfs_open"),
+    ),
+    "locking primitives and lockdep": (
+        ("_raw_spin_lock_irqsave", "lock_acquire", "__mutex_lock", "mutex_lock_nested",
+         "down_write", "check_noncircular", "print_circular_bug"),
+        ("lock_mm_and_find_vma", "check_flush_dependency", "downgrade_write_foo",
+         "spinand_probe"),
+    ),
+    "atomics and bitops": (
+        ("atomic_read", "atomic_inc", "atomic_dec_and_test", "arch_atomic_try_cmpxchg",
+         "atomic64_add", "atomic_long_read", "instrument_atomic_read_write", "set_bit",
+         "test_and_set_bit"),
+        ("atomic_open", "atomic_notifier_call_chain", "set_bitmap_fixture", "bitmap_parse"),
+    ),
+    "scheduling, sleeping and waiting": (
+        ("schedule_timeout", "__schedule", "wait_for_completion", "__wake_up_common_lock"),
+        ("sched_setaffinity", "update_curr", "wakeup_source_register"),
+    ),
+    "what a hung task waits in (hung-task reports)": (
+        ("__wait_rcu_gp", "rt_mutex_slowlock", "__flush_work", "cancel_delayed_work_sync"),
+        ("synchronize_rcu", "rtnl_lock", "flush_fixture"),
+    ),
+    "page and slab allocators, vmalloc, kmemleak": (
+        ("__kmalloc_cache_noprof", "kmem_cache_free", "kfree", "kvfree", "__vmalloc_node"),
+        ("kfree_skb_reason", "alloc_netdev_mqs", "kmem_leak_fixture"),
+    ),
+    "mem*, str* and user copies": (
+        ("memcpy_orig", "__memcpy", "memset", "strcpy", "strncpy", "strlen", "string",
+         "string_nocheck", "pointer", "_copy_from_user"),
+        ("string_escape_mem", "strparser_init", "stream_open", "memcg_event_remove",
+         "copy_strings"),
+    ),
+    "usercopy hardening checks (bad usercopy reports)": (
+        ("__check_object_size", "check_heap_object", "usercopy_abort", "check_stack_object"),
+        ("usercopy_fixture_ioctl", "check_sync_rss_stat"),
+    ),
+    "reference counting": (
+        ("refcount_warn_saturate", "kref_put", "percpu_ref_put_many"),
+        ("ext4_xattr_inode_update_ref", "refcounted_he_fetch"),
+    ),
+    "list debugging": (
+        ("__list_add_valid_or_report", "__list_del_entry_valid", "list_del"),
+        ("listen_sock", "list_lru_walk_fixture"),
+    ),
+    "watchdogs, timers, NMI and cross-CPU calls (lockup and stall reports)": (
+        ("smp_call_function_single", "watchdog_timer_fn", "hrtimer_interrupt",
+         "update_process_times"),
+        ("tickle_fixture", "nmiwatch_fixture"),
+    ),
+    "RCU machinery (stall and suspicious-RCU reports)": (
+        ("rcu_dump_cpu_stacks", "rcu_sched_clock_irq", "rcu_read_lock_held", "__rcu_read_lock"),
+        ("rcuref_fixture", "synchronize_rcu"),
+    ),
+    "users of debug objects: timers, work, frees (ODEBUG reports)": (
+        ("debug_check_no_obj_freed", "timer_delete", "__free_pages_ok"),
+        ("debugfs_remove", "fs_timerfd_fixture"),
+    ),
+    "kobject helpers (kobject and refcount reports)": (
+        ("kobject_put", "kobject_del"),
+        ("kobj_map", "device_add"),
+    ),
 }
-# Functions that look like helpers but are where bugs live: never skipped.
-NOT_SKIPPED = [
-    "stream_open", "memcg_event_remove", "download_firmware", "update_curr", "listen_sock",
-    "strparser_init", "vmpressure_notify", "lkdtm_WARNING", "downgrade_write_foo",
-    "ext4_xattr_inode_update_ref", "shrink_node", "kmem_leak_fixture",
-]
+# Functions that look like helpers but are where bugs live: never skipped, in any report.
+NOT_SKIPPED = sorted({c for _, controls in SKIP_CASES.values() for c in controls} | {
+    "download_firmware", "vmpressure_notify", "shrink_node", "update_curr",
+})
+ALL_TAGS = frozenset(t for r in SKIP_RULES for t in r.tags)
 
 
 def _warn(trace: list[str], top: str = "helper_top") -> str:
@@ -70,18 +143,36 @@ def _warn(trace: list[str], top: str = "helper_top") -> str:
 # -- guilty frame -------------------------------------------------------------
 
 
-def test_every_skip_rule_has_an_example() -> None:
-    assert set(SKIP_EXAMPLES) == {r.why for r in SKIP_RULES}
+def test_every_skip_rule_has_examples_and_negative_controls() -> None:
+    assert set(SKIP_CASES) == {r.why for r in SKIP_RULES}
+    assert all(helpers and controls for helpers, controls in SKIP_CASES.values())
 
 
-@pytest.mark.parametrize("why", sorted(SKIP_EXAMPLES))
+@pytest.mark.parametrize("why", sorted(SKIP_CASES))
 def test_skip_rule_passes_blame_to_the_caller(why: str) -> None:
-    helper = SKIP_EXAMPLES[why]
+    helpers, controls = SKIP_CASES[why]
     (rule,) = [r for r in SKIP_RULES if r.why == why]
-    assert any(re.fullmatch(f, helper) for f in rule.frames), (why, helper)
-    assert guilty_frame([helper, "victim_fn"]) == "victim_fn"
-    (f,) = classify_text(_warn(["victim_fn", "vfs_write"], top=helper))
-    assert (f.title, f.guilty, f.corrupted) == ("WARNING in victim_fn", "victim_fn", False)
+    tags = rule.tags[:1]
+    for helper in helpers:
+        assert any(re.fullmatch(f, helper) for f in rule.frames), (why, helper)
+        assert guilty_frame([helper, "victim_fn"], tags) == "victim_fn", helper
+    for control in controls:
+        # The negative control: this rule does not take it, nor does any other.
+        assert not any(re.fullmatch(f, control) for f in rule.frames), (why, control)
+        assert guilty_frame(["dump_stack_lvl", control], tags) == control, control
+    if not rule.tags:
+        (f,) = classify_text(_warn(["victim_fn", "vfs_write"], top=helpers[0]))
+        assert (f.title, f.guilty, f.corrupted) == ("WARNING in victim_fn", "victim_fn", False)
+
+
+@pytest.mark.parametrize("rule", [r for r in SKIP_RULES if r.tags], ids=lambda r: r.why[:30])
+def test_tagged_rules_apply_only_to_their_reports(rule: object) -> None:
+    """RCU frames are the stall machinery in a stall, a possible culprit in a WARNING."""
+    assert isinstance(rule, SkipRule)
+    helper = SKIP_CASES[rule.why][0][0]
+    assert guilty_frame([helper, "victim_fn"], rule.tags) == "victim_fn"
+    if SKIP_FRAME.match(helper) is None:
+        assert guilty_frame([helper, "victim_fn"]) == helper
 
 
 def test_negative_control_a_non_helper_top_frame_is_blamed_itself() -> None:
@@ -92,7 +183,8 @@ def test_negative_control_a_non_helper_top_frame_is_blamed_itself() -> None:
 @pytest.mark.parametrize("fn", NOT_SKIPPED)
 def test_skip_rules_do_not_swallow_ordinary_functions(fn: str) -> None:
     assert SKIP_FRAME.match(fn) is None, fn
-    assert guilty_frame(["dump_stack_lvl", fn]) == fn
+    assert skip_regex(ALL_TAGS).match(fn) is None, fn
+    assert guilty_frame(["dump_stack_lvl", fn], ALL_TAGS) == fn
 
 
 def test_suffixes_and_unreliable_frames() -> None:
@@ -239,7 +331,8 @@ def test_negative_control_the_same_report_complete_is_not_corrupted() -> None:
 
 def test_truncated_by_end_of_input_is_corrupted() -> None:
     (f,) = classify_text((CORPUS / "fmt-corrupted-truncated.log").read_text())
-    assert f.corrupted and f.title == "corrupted report: BUG: kernel NULL pointer dereference"
+    assert f.corrupted
+    assert f.title == "corrupted report: BUG: unable to handle kernel NULL pointer dereference"
     # The RIP names the list helper, the trace never reached the caller: no guess.
     assert f.guilty == ""
 
@@ -248,18 +341,28 @@ def test_two_interleaved_warnings_are_both_corrupted() -> None:
     a, b = classify_text((CORPUS / "fmt-corrupted-interleaved.log").read_text())
     assert a.corrupted and b.corrupted
     assert a.title == "corrupted report: WARNING in vmpressure_notify"
-    assert b.title == "corrupted report: WARNING at lib/refcount.c"  # its own fn is a helper
+    assert b.title == "corrupted report: WARNING: refcount bug"  # its own fn is a helper
 
 
-def test_lines_of_another_printk_caller_make_a_report_corrupted() -> None:
+def test_lines_of_another_printk_caller_are_left_out_not_corruption() -> None:
+    """Another task logging during a report (CONFIG_PRINTK_CALLER) is not interleaving:
+    its lines are skipped by the stack walk, the report stays whole."""
     own = "[    1.000000][   T12] "
     other = "[    1.000001][   T34] "
-    lines = _warn(["victim_fn"]).replace("[ 1.0] ", own).splitlines(keepends=True)
-    clean = classify_text("".join(lines))
-    lines.insert(6, other + " other_task_fn+0x1/0x2\n")
-    mixed = classify_text("".join(lines))
-    assert [f.corrupted for f in clean] == [False]
-    assert [f.corrupted for f in mixed] == [True]
+    lines = _warn(["victim_fn"], top="refcount_warn_saturate").replace("[ 1.0] ", own)
+    parts = lines.splitlines(keepends=True)
+    at = next(i for i, x in enumerate(parts) if "<TASK>" in x) + 1
+    parts[at:at] = [other + " other_task_fn+0x1/0x2\n", other + "audit: type=1400 x\n"]
+    (f,) = classify_text("".join(parts))
+    assert (f.corrupted, f.title) == (False, "WARNING in victim_fn")
+
+
+def test_another_tasks_context_header_inside_a_report_is_corruption() -> None:
+    own = "[    1.000000][   T12] "
+    parts = _warn(["victim_fn"]).replace("[ 1.0] ", own).splitlines(keepends=True)
+    parts.insert(3, "[    1.000001][   T34] CPU: 1 UID: 0 PID: 34 Comm: other Not tainted\n")
+    (f,) = classify_text("".join(parts))
+    assert f.corrupted
 
 
 def test_a_panic_cutting_a_report_is_not_corruption() -> None:
@@ -295,16 +398,15 @@ def test_nmi_backtraces_of_other_cpus_are_not_interleaving() -> None:
          "INFO: task sh blocked"),
         ("UBSAN: Undefined behaviour in mm/x.c:1:2", "ubsan",
          "UBSAN: Undefined behaviour in mm/x.c"),
-        ("[ INFO: possible recursive locking detected ]", "lockdep",
-         "possible recursive locking detected"),
-        ("[ BUG: bad unlock balance detected! ]", "lockdep", "bad unlock balance detected!"),
-        ("[ INFO: suspicious RCU usage. ]", "lockdep", "suspicious RCU usage"),
+        ("[ INFO: possible recursive locking detected ]", "lockdep", "possible deadlock"),
+        ("[ BUG: bad unlock balance detected! ]", "lockdep", "WARNING: bad unlock balance"),
+        ("[ INFO: suspicious RCU usage. ]", "lockdep", "INFO: suspicious RCU usage"),
         ("[ BUG: lock held when returning to user space! ]", "lockdep",
          "lock held when returning to user space!"),
         ("INFO: trying to register non-static key.", "lockdep",
          "INFO: trying to register non-static key"),
         ("Unable to handle kernel paging request at virtual address ffff000000000010", "oops",
-         "Unable to handle kernel paging request"),
+         "unable to handle kernel paging request"),
         ("Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP", "oops", "Oops"),
         ("Internal error: : 1b [#1] SMP ARM", "oops", "Oops"),
         ("BUG: KCSAN: data-race in a_fn / b_fn", "kcsan", "KCSAN: data-race in a_fn / b_fn"),
