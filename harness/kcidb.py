@@ -12,7 +12,15 @@ KernelCI's common results database ingests this JSON (``kci-dev`` submits it;
 - **test** = one per check (``path`` = ``<scenario>.<check>``) plus one for the
   run as a whole (``path`` = ``<scenario>``), whose status is the run's verdict
   -- so an infrastructure error with no checks still reaches the dashboard as
-  ERROR, never as a silent gap.
+  ERROR, never as a silent gap -- plus one per KTAP/TAP case of a check
+  (results.json ``checks[].cases``: ``path`` = ``<scenario>.<check>.<case>``,
+  the case's own dotted path kept as sub-levels, each component reduced to
+  KCIDB's ``[A-Za-z0-9_-]``).
+- **issue** / **incident** (:func:`issues_and_incidents`) = the known issues
+  (harness.console.known) that console findings matched: one issue per known
+  issue (``kpharness:<issue id>``, its version, culprit, report URL, its title
+  pattern as the comment) and one incident per matched finding, linking that
+  issue and version to the test the finding belongs to, or to the build.
 
 Ids are ``kpharness:<...>`` (origin ``kpharness``). Everything is read from
 files the run already wrote (results.json, and the artifact's metadata.json);
@@ -26,11 +34,13 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness import rundir
+from harness.console.known import KnownIssue
+from harness.console.types import Finding
 
 ORIGIN = "kpharness"
 VERSION = {"major": 5, "minor": 3}
@@ -52,6 +62,11 @@ def _url(path: str | Path) -> str:
 
 def _path_part(name: str) -> str:
     return _PATH_PART.sub("_", name).strip("_") or "unnamed"
+
+
+def case_path(name: str) -> list[str]:
+    """A case's dotted name ("suite.sub.case") as KCIDB path components."""
+    return [_path_part(part) for part in name.split(".")]
 
 
 def patchset_hash(patch_sha256s: Iterable[str]) -> str:
@@ -163,7 +178,99 @@ def tests_of(results: Mapping[str, Any], build_id: str, run_dir: Path) -> list[d
         if c.get("artifact") and art.is_file():
             t["log_url"] = _url(art)
         out.append(t)
+        out.extend(_case_tests(c, t, build_id, env))
     return out
+
+
+def _case_tests(check: Mapping[str, Any], parent: Mapping[str, Any], build_id: str,
+                env: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One test per KTAP/TAP case of a check, under the check's path.
+
+    Two cases whose names reduce to the same path (``a b`` and ``a_b``) get
+    ``_2``, ``_3``... on the later ones: ids and paths stay unique.
+    """
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for case in check.get("cases") or []:
+        name = str(case.get("name") or "")
+        parts = case_path(name)
+        path = ".".join([parent["path"], *parts])
+        n = 1
+        while path in seen:
+            n += 1
+            path = ".".join([parent["path"], *parts[:-1], f"{parts[-1]}_{n}"])
+        seen.add(path)
+        t: dict[str, Any] = {
+            "id": f"{parent['id']}:{path.removeprefix(parent['path'] + '.')}",
+            "origin": ORIGIN, "build_id": build_id, "path": path,
+            "status": STATUS.get(str(case.get("status")), "ERROR"),
+            "environment": dict(env), "misc": {"case": name, "check": str(check["name"])},
+        }
+        if case.get("message"):
+            t["comment"] = str(case["message"])[:1000]
+        if case.get("log"):
+            t["log_excerpt"] = str(case["log"])[:16384]
+        if "log_url" in parent:
+            t["log_url"] = parent["log_url"]
+        out.append(t)
+    return out
+
+
+def issues_and_incidents(
+    known_matches: Iterable[tuple[Finding, KnownIssue | None]],
+    build_id: str,
+    test_ids: str | Sequence[str | None] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """KCIDB v5.3 issues and incidents of console findings matched to known issues.
+
+    ``known_matches`` is what ``harness.console.known.match`` returns; pairs
+    without an issue are skipped.  ``test_ids`` says which test each finding
+    belongs to: one id for all, or one per pair (in order; None or "" for a
+    finding of no test), or None.  A finding of no test gets an incident on
+    ``build_id``.
+
+    Issues: one per known issue (first seen order), id ``kpharness:<id>``,
+    its version, ``culprit`` with exactly its one layer true, ``report_url``
+    when it has one, ``comment`` = its title pattern (or signature).
+    Incidents: one per matched finding, ``present`` true, id derived from the
+    issue, the target and the finding (same inputs, same ids).
+    """
+    pairs = [(f, k) for f, k in known_matches]
+    if test_ids is None or isinstance(test_ids, str):
+        targets: list[str | None] = [test_ids or None] * len(pairs)
+    else:
+        targets = list(test_ids)
+        if len(targets) != len(pairs):
+            raise ValueError(f"{len(targets)} test ids for {len(pairs)} findings")
+    issues: dict[str, dict[str, Any]] = {}
+    incidents: list[dict[str, Any]] = []
+    for n, ((finding, known), target) in enumerate(zip(pairs, targets, strict=True)):
+        if known is None:
+            continue
+        issue_id = _id(known.id)
+        if issue_id not in issues:
+            issue: dict[str, Any] = {
+                "id": issue_id, "version": known.version, "origin": ORIGIN,
+                "culprit": {c: known.culprit == c for c in ("code", "tool", "harness")},
+                "comment": known.pattern[:1000],
+                "misc": {"policy": known.policy, "matches_on": known.pattern},
+            }
+            if known.url:
+                issue["report_url"] = known.url
+            if known.comment:
+                issue["misc"]["comment"] = known.comment
+            issues[issue_id] = issue
+        link = {"test_id": target} if target else {"build_id": build_id}
+        key = f"{known.id}|{target or build_id}|{finding.signature}|{finding.line}|{n}"
+        incidents.append({
+            "id": _id("incident", _h(key)), "origin": ORIGIN, "issue_id": issue_id,
+            "issue_version": known.version, **link, "present": True,
+            "comment": finding.title[:1000],
+            "misc": {"kind": finding.kind, "signature": finding.signature,
+                     "line": finding.line, "policy": known.policy,
+                     "corrupted": finding.corrupted},
+        })
+    return list(issues.values()), incidents
 
 
 def _artifact_meta(results: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, Any], Path]:
@@ -199,15 +306,20 @@ def from_run_dir(run_dir: Path) -> dict[str, Any]:
 
 
 def merge(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """One document from many: objects with the same id appear once (first wins)."""
+    """One document from many: objects with the same id appear once (first wins).
+
+    Issues are the same object per id *and version*; ``issues`` and
+    ``incidents`` appear only when some document has them.
+    """
     out: dict[str, Any] = {"version": dict(VERSION), "checkouts": [], "builds": [], "tests": []}
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     for d in docs:
-        for kind in ("checkouts", "builds", "tests"):
+        for kind in ("checkouts", "builds", "tests", "issues", "incidents"):
             for obj in d.get(kind, []):
-                if (kind, obj["id"]) not in seen:
-                    seen.add((kind, obj["id"]))
-                    out[kind].append(obj)
+                key = (kind, obj["id"], str(obj.get("version", "")) if kind == "issues" else "")
+                if key not in seen:
+                    seen.add(key)
+                    out.setdefault(kind, []).append(obj)
     return out
 
 

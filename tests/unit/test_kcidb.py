@@ -139,3 +139,129 @@ def test_write_is_atomic(tmp_path: Path) -> None:
     kcidb.write(tmp_path / "k.json", {"version": kcidb.VERSION})
     assert json.loads((tmp_path / "k.json").read_text())["version"]["major"] == 5
     assert [p.name for p in tmp_path.iterdir()] == ["k.json"]
+
+
+# -- per-case tests -------------------------------------------------------------
+
+CASES = [
+    {"name": "memcg.test_memcg_subtree_control", "status": "pass", "message": ""},
+    {"name": "memcg.test memcg oom (group)", "status": "fail", "message": "exit=1",
+     "log": "# not ok 3 test_memcg_oom_group_leaf_events"},
+    {"name": "memcg.test_memcg_oom_group", "status": "skip", "message": "SKIP no swap"},
+    {"name": "memcg.test_memcg/oom_group", "status": "pass", "message": ""},  # same path
+    {"name": "", "status": "error", "message": "TIMEOUT 45 seconds"},
+]
+
+
+def _with_cases() -> dict[str, Any]:
+    res = copy.deepcopy(RESULTS)
+    res["checks"][0]["cases"] = copy.deepcopy(CASES)
+    return res
+
+
+def test_each_case_is_a_test_under_its_check(tmp_path: Path) -> None:
+    doc = kcidb.from_run_dir(_run_dir(tmp_path, results=_with_cases()))
+    kcidb.validate(doc)
+    cases = [t for t in doc["tests"] if t["path"].count(".") >= 2 or t["path"].endswith(
+        ".unnamed")]
+    assert [(t["path"], t["status"]) for t in cases] == [
+        ("clamping.clamping.memcg.test_memcg_subtree_control", "PASS"),
+        ("clamping.clamping.memcg.test_memcg_oom_group", "FAIL"),
+        ("clamping.clamping.memcg.test_memcg_oom_group_2", "SKIP"),
+        ("clamping.clamping.memcg.test_memcg_oom_group_3", "PASS"),
+        ("clamping.clamping.unnamed", "ERROR"),
+    ]
+    assert len({t["id"] for t in doc["tests"]}) == len(doc["tests"])
+    fail = cases[1]
+    assert fail["comment"] == "exit=1" and "not ok 3" in fail["log_excerpt"]
+    assert fail["misc"]["case"] == "memcg.test memcg oom (group)"
+    check = next(t for t in doc["tests"] if t["path"] == "clamping.clamping")
+    assert all(t["id"].startswith(check["id"] + ":") for t in cases)
+    assert all(t["build_id"] == check["build_id"] for t in cases)
+
+
+@pytest.mark.parametrize(("name", "parts"), [
+    ("suite.sub.case", ["suite", "sub", "case"]),
+    ("cgroup: test_kmem", ["cgroup_test_kmem"]),
+    ("a..b", ["a", "unnamed", "b"]),
+    ("über-test 1", ["ber-test_1"]),
+])
+def test_case_path_components_use_kcidbs_characters(name: str, parts: list[str]) -> None:
+    assert kcidb.case_path(name) == parts
+
+
+# -- issues and incidents -------------------------------------------------------
+
+
+def _known_matches(tmp_path: Path) -> list[tuple[Any, Any]]:
+    from harness.console import classify_text
+    from harness.console.known import load_known, match
+
+    corpus = Path(__file__).resolve().parents[1] / "data" / "console"
+    known_file = tmp_path / "known.toml"
+    known_file.write_text(
+        '[[issue]]\nid = "vmpressure-uaf"\ntitle = "^KASAN: .* in vmpressure_"\n'
+        'culprit = "code"\npolicy = "fail"\nurl = "https://lore.kernel.org/r/x@y"\n'
+        'version = 3\n'
+        '[[issue]]\nid = "netdev.leak"\ntitle = "^unregister_netdevice"\n'
+        'culprit = "tool"\npolicy = "warn"\n')
+    text = "".join((corpus / n).read_text() for n in (
+        "fmt-kasan-mutex-uaf.log", "fmt-netdev-refcount.log", "dbg-warning.log"))
+    return match(classify_text(text), load_known(known_file))
+
+
+def test_issues_and_incidents_are_valid_kcidb(tmp_path: Path) -> None:
+    doc = kcidb.from_run_dir(_run_dir(tmp_path))
+    build_id = doc["builds"][0]["id"]
+    console_test = next(t["id"] for t in doc["tests"] if t["path"] == "clamping.oom_absence")
+    pairs = _known_matches(tmp_path)
+    targets = [console_test if f.kind == "kasan" else None for f, _ in pairs]
+    issues, incidents = kcidb.issues_and_incidents(pairs, build_id, targets)
+    doc["issues"], doc["incidents"] = issues, incidents
+    kcidb.validate(doc)
+    by_id = {i["id"]: i for i in issues}
+    assert set(by_id) == {"kpharness:vmpressure-uaf", "kpharness:netdev.leak"}
+    uaf = by_id["kpharness:vmpressure-uaf"]
+    assert (uaf["version"], uaf["origin"]) == (3, "kpharness")
+    assert uaf["culprit"] == {"code": True, "tool": False, "harness": False}
+    assert uaf["report_url"] == "https://lore.kernel.org/r/x@y"
+    assert uaf["comment"] == "^KASAN: .* in vmpressure_"
+    assert "report_url" not in by_id["kpharness:netdev.leak"]
+    matched = [f for f, k in pairs if k is not None]
+    assert len(incidents) == len(matched) and len(matched) < len(pairs)  # WARNING: unknown
+    kasan = [i for i in incidents if i["issue_id"] == "kpharness:vmpressure-uaf"]
+    assert [(i["test_id"], i["issue_version"], i["present"]) for i in kasan] == [
+        (console_test, 3, True)]
+    netdev = [i for i in incidents if i["issue_id"] == "kpharness:netdev.leak"]
+    assert netdev and all(i["build_id"] == build_id and "test_id" not in i for i in netdev)
+    assert len({i["id"] for i in incidents}) == len(incidents)
+    # Same inputs, same ids; a single test id links every incident to it.
+    assert kcidb.issues_and_incidents(pairs, build_id, targets) == (issues, incidents)
+    _, one = kcidb.issues_and_incidents(pairs, build_id, console_test)
+    assert all(i.get("test_id") == console_test for i in one)
+    merged = kcidb.merge([doc, doc])
+    kcidb.validate(merged)
+    assert len(merged["issues"]) == 2 and len(merged["incidents"]) == len(incidents)
+
+
+def test_no_match_no_issue(tmp_path: Path) -> None:
+    pairs = [(f, None) for f, _ in _known_matches(tmp_path)]
+    assert kcidb.issues_and_incidents(pairs, "kpharness:build:x") == ([], [])
+    with pytest.raises(ValueError, match="test ids"):
+        kcidb.issues_and_incidents(pairs, "kpharness:build:x", ["kpharness:test:a"])
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda d: d["issues"][0].update(id="no-origin-prefix"),
+    lambda d: d["issues"][0]["culprit"].update(kernel=True),
+    lambda d: d["incidents"][0].update(issue_version=-1),
+    lambda d: d["incidents"][0].pop("issue_id"),
+])
+def test_validator_rejects_broken_issues(tmp_path: Path, breakage: Any) -> None:
+    doc = kcidb.from_run_dir(_run_dir(tmp_path))
+    doc["issues"], doc["incidents"] = kcidb.issues_and_incidents(
+        _known_matches(tmp_path), doc["builds"][0]["id"])
+    kcidb.validate(doc)
+    breakage(doc)
+    with pytest.raises(jsonschema.ValidationError):
+        kcidb.validate(doc)
