@@ -3,7 +3,8 @@
 
 Feeds the golden corpus (tests/data/console/*.log), repeated to at least
 ``--mb`` MB, through one ConsoleClassifier in 64 KiB chunks (the size a VM
-runtime reads from a pipe) and prints MB/s: the median of ``--runs`` runs.
+runtime reads from a pipe) and prints MB/s and lines/s: the median of
+``--runs`` runs (``-n`` is the same option).
 The goal is >= 100 MB/s per CPU second, so that classifying a console never
 limits a test.
 
@@ -46,6 +47,7 @@ def measure(mb: float, chunk: int, pattern: str = "*.log") -> dict[str, float]:
     reps = int(mb * 1e6 / len(corpus.encode())) + 1
     text = corpus * reps
     size_mb = len(text.encode()) / 1e6
+    lines = text.count("\n")
     chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)]
     c = ConsoleClassifier()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -55,7 +57,7 @@ def measure(mb: float, chunk: int, pattern: str = "*.log") -> dict[str, float]:
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "mb": size_mb, "logs": len(logs), "reps": reps, "findings": len(c.findings),
-        "wall": size_mb / wall, "cpu": size_mb / cpu,
+        "wall": size_mb / wall, "cpu": size_mb / cpu, "lines": lines, "lines_cpu": lines / cpu,
     }
 
 
@@ -87,7 +89,7 @@ def export(rev: str, dest: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=float, default=100.0)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", "-n", type=int, default=5)
     ap.add_argument("--chunk", type=int, default=65536)
     ap.add_argument("--baseline", metavar="REV", help="also measure harness/console at REV")
     ap.add_argument("--logs", default="*.log", help="glob of corpus logs (default: all)")
@@ -110,11 +112,14 @@ def main() -> int:
         cpu = statistics.median(r["cpu"] for r in runs)
         wall = statistics.median(r["wall"] for r in runs)
         medians[name] = cpu
+        lines = statistics.median(r["lines_cpu"] for r in runs)
         print(
-            f"{name}: {first['logs']:.0f} logs x {first['reps']:.0f} = {first['mb']:.1f} MB, "
+            f"{name}: {first['logs']:.0f} logs x {first['reps']:.0f} = {first['mb']:.1f} MB "
+            f"({first['lines'] / 1e6:.2f} M lines), "
             f"{first['findings']:.0f} findings; per CPU second: "
             f"{', '.join(format(r['cpu'], '.1f') for r in runs)} MB/s; "
-            f"median {cpu:.1f} MB/s per CPU second, {wall:.1f} MB/s wall"
+            f"median {cpu:.1f} MB/s = {lines / 1e6:.2f} M lines/s per CPU second, "
+            f"{wall:.1f} MB/s wall"
         )
     # On a shared machine wall time includes waiting for a core; CPU time
     # is what one uncontended core would take.

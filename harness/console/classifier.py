@@ -51,7 +51,7 @@ from harness.console.patterns import (
     PREFILTER_WORDS,
     End,
     Pattern,
-    skip_regex,
+    is_skipped,
 )
 from harness.console.titles import CORRUPTED_PREFIX, normalise_title
 from harness.console.types import Finding
@@ -240,11 +240,9 @@ def _stack(top: str | None, text: str, caller: str = "") -> Iterator[str]:
     in_trace = False
     match = _STACK_LINE.match
     for raw in text.split("\n"):
-        if caller and (other := _CALLER.match(raw)) is not None and other.group(1) != caller:
-            continue
         if "+0x" in raw:
             m = match(raw)
-            if m is None:
+            if m is None or caller and _foreign(raw, caller):
                 continue
             kind = m.lastgroup
             if kind == "pc" or (in_trace and kind != "start"):
@@ -252,10 +250,18 @@ def _stack(top: str | None, text: str, caller: str = "") -> Iterator[str]:
             elif kind == "start":
                 in_trace = True
         elif not in_trace and ("race" in raw or " on cpu " in raw):
+            if caller and _foreign(raw, caller):
+                continue
             m = match(raw)
             in_trace = m is not None and m.lastgroup == "start"
     for at in _AT_FN.finditer(text):
         yield at.group("fn").split(".", 1)[0]
+
+
+def _foreign(raw: str, caller: str) -> bool:
+    """Whether a console line was printed by another printk caller than ``caller``."""
+    m = _CALLER.match(raw)
+    return m is not None and m.group(1) != caller
 
 
 def _read_body_fields(pattern: Pattern, text: str, fields: dict[str, str]) -> None:
@@ -287,13 +293,12 @@ def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     apply only to reports carrying one of their tags.
     """
     key = frozenset(tags) if tags else _NO_TAGS
-    rx = skip_regex(key)
     for fn in stack:
         skipped = _SKIPPED.get((key, fn))
         if skipped is None:
             if len(_SKIPPED) >= _SKIPPED_MAX:
                 _SKIPPED.clear()
-            skipped = _SKIPPED[(key, fn)] = rx.match(fn) is not None
+            skipped = _SKIPPED[(key, fn)] = is_skipped(fn, key)
         if not skipped:
             return fn
     return ""

@@ -61,6 +61,8 @@ __all__ = [
     "BodyField",
     "Retitle",
     "SkipRule",
+    "TAG_FRAMES",
+    "is_skipped",
     "skip_regex",
 ]
 
@@ -403,11 +405,27 @@ def _skip_regex(rules: tuple[SkipRule, ...]) -> re.Pattern[str]:
 #: ``SKIP_FRAME.match(fn)`` says ``fn`` is skipped in any report.
 SKIP_FRAME: re.Pattern[str] = _skip_regex(tuple(r for r in SKIP_RULES if not r.tags))
 
+#: Per tag, one regex for the rules of that tag (small: compiled at import,
+#: like SKIP_FRAME, so that no report pays for a compilation).
+TAG_FRAMES: dict[str, re.Pattern[str]] = {
+    tag: _skip_regex(tuple(r for r in SKIP_RULES if tag in r.tags))
+    for tag in dict.fromkeys(t for r in SKIP_RULES for t in r.tags)
+}
+
+
+def is_skipped(fn: str, tags: frozenset[str] = frozenset()) -> bool:
+    """Whether a skip rule that applies to a report carrying ``tags`` matches ``fn``."""
+    if SKIP_FRAME.match(fn) is not None:
+        return True
+    return any(tag in TAG_FRAMES and TAG_FRAMES[tag].match(fn) is not None for tag in tags)
+
+
 _SKIP_BY_TAGS: dict[frozenset[str], re.Pattern[str]] = {frozenset(): SKIP_FRAME}
 
 
 def skip_regex(tags: frozenset[str] = frozenset()) -> re.Pattern[str]:
-    """The skip regex of a report carrying ``tags``: untagged rules + rules of those tags."""
+    """One regex of the untagged rules + the rules of ``tags`` (for inspection and tests;
+    the classifier uses :func:`is_skipped`)."""
     rx = _SKIP_BY_TAGS.get(tags)
     if rx is None:
         rx = _SKIP_BY_TAGS[tags] = _skip_regex(
