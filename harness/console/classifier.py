@@ -49,6 +49,8 @@ from harness.console.patterns import (
     END_TRACE,
     PATTERNS,
     PREFILTER_WORDS,
+    STALL_ANCHORS,
+    STALL_TRIM,
     End,
     Pattern,
     is_skipped,
@@ -56,7 +58,7 @@ from harness.console.patterns import (
 from harness.console.titles import CORRUPTED_PREFIX, normalise_title
 from harness.console.types import Finding
 
-__all__ = ["MAX_BLOCK_LINES", "ConsoleClassifier", "classify_text", "guilty_frame"]
+__all__ = ["MAX_BLOCK_LINES", "ConsoleClassifier", "classify_text", "guilty_frame", "stall_frame"]
 
 #: A report longer than this is cut (a runaway block would otherwise swallow
 #: every later report).  OOM reports with a long task list are the longest.
@@ -302,6 +304,25 @@ def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
         if not skipped:
             return fn
     return ""
+
+
+def stall_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
+    """A stall's representative frame: the last frame no skip rule matches
+    before the first anchor (patterns.STALL_ANCHORS; the anchor itself when
+    nothing precedes it), syscall wrapper prefixes trimmed; without an
+    anchor, the first frame no rule matches."""
+    frames = list(stack)
+    prev = ""
+    for fn in frames:
+        if STALL_ANCHORS.match(fn):
+            prev = prev or fn  # nothing before the anchor: the anchor itself
+            for prefix, repl in STALL_TRIM:
+                if prev.startswith(prefix):
+                    return repl + prev[len(prefix) :]
+            return prev
+        if guilty_frame([fn], tags):
+            prev = fn
+    return guilty_frame(frames, tags)
 
 
 _TEMPLATE_FIELDS: dict[str, frozenset[str]] = {}
@@ -645,7 +666,8 @@ class ConsoleClassifier:
             if not pattern.multi_context:
                 first = _CALLER.match(text)
                 caller = first.group(1) if first else ""
-            guilty = guilty_frame(_stack(top, text, caller), tags)
+            stack = _stack(top, text, caller)
+            guilty = stall_frame(stack, tags) if pattern.anchored else guilty_frame(stack, tags)
         else:
             guilty = ""
         if guilty:

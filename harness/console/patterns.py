@@ -56,6 +56,8 @@ __all__ = [
     "PREFILTER_WORDS",
     "SKIP_FRAME",
     "SKIP_RULES",
+    "STALL_ANCHORS",
+    "STALL_TRIM",
     "End",
     "Pattern",
     "BodyField",
@@ -152,6 +154,10 @@ class Pattern:
     body_fields: tuple[BodyField, ...] = ()
     #: Tags of the tagged :data:`SKIP_RULES` that apply to this row's stacks.
     skip_tags: tuple[str, ...] = ()
+    #: Stalls and lockups: the guilty frame is the last one (not skipped)
+    #: before the first :data:`STALL_ANCHORS` frame, the code that loops
+    #: rather than wherever the watchdog caught it; the first frame if none.
+    anchored: bool = False
     #: Sub-kinds told by a start-line field (first match wins): their titles
     #: replace ``titles`` (see :class:`Retitle`).
     retitles: tuple[Retitle, ...] = ()
@@ -394,6 +400,37 @@ SKIP_RULES: tuple[SkipRule, ...] = (
     ),
     SkipRule("kobject helpers (kobject and refcount reports)", (r"kobject_\w+",),
              tags=("kobject",)),
+)
+
+
+#: Where a stall's representative frame sits: the entry points that dispatch
+#: work (syscalls, work items, softirqs, timers, kthreads) and the calls that
+#: discriminate a syscall (read/write/ioctl of which file, sendmsg of which
+#: protocol).  The frame just before one names the looping code; this is how
+#: the field titles stalls, so a stall gets the same title wherever the
+#: watchdog interrupted the loop.  Whole-name regexes.
+STALL_ANCHORS: re.Pattern[str] = re.compile("(?:" + "|".join((
+    r"process_one_work", r"do_syscall_\w+", r"do_fast_syscall_\w+", r"x64_sys_call",
+    r"_*netif_receive_skb\w*", r"_*do_softirq\w*", r"handle_softirqs", r"call_timer_fn",
+    r"_*run_timers\w*", r"run_timer_softirq", r"run_ksoftirqd", r"smpboot_thread_fn",
+    r"kthread", r"start_secondary", r"cpu_startup_entry", r"ret_from_fork\w*",
+    r"vfs_(?:write|read|iter_read|iter_write|ioctl|open)", r"do_iter_(?:read|write)",
+    r"do_iter_readv_writev", r"blkdev_(?:driver_)?ioctl", r"call_(?:read|write)_iter",
+    r"call_mmap", r"mmap_region", r"do_mmap", r"do_dentry_open",
+    r"_*sock_(?:sendmsg|recvmsg|release|mmap|do_ioctl|ioctl)\w*", r"compat_sock_ioctl",
+    r"__sys_(?:setsockopt|listen|accept\w*)", r"kernel_(?:setsockopt|listen|accept)",
+    r"sock_common_setsockopt", r"sk_common_release", r"nfnetlink_rcv_msg",
+    r"(?:compat_)?(?:SYSC|SyS|__sys|___sys|__do_sys|__se_sys|__x64_sys)_(?:socketpair|connect"
+    r"|ioctl)",
+    r"__do_fault", r"handle_mm_fault", r"do_page_fault", r"page_fault", r"__fput",
+    r"task_work_run", r"exit_to_user\w*",
+)) + r")\Z")
+
+#: Syscall wrapper prefixes a stall's frame loses: "__x64_sys_sendmsg" -> "sys_sendmsg".
+STALL_TRIM: tuple[tuple[str, str], ...] = (
+    ("__x64_sys_", "sys_"), ("__ia32_sys_", "sys_"), ("__arm64_sys_", "sys_"),
+    ("compat_SyS_", "compat_sys_"), ("compat_SYSC_", "compat_sys_"), ("SyS_", "sys_"),
+    ("SYSC_", "sys_"),
 )
 
 
@@ -758,6 +795,7 @@ PATTERNS: tuple[Pattern, ...] = (
         severity=Severity.ERROR,
         titles=("BUG: soft lockup in {fn}", "BUG: soft lockup in {comm}"),
         skip_tags=("stall",),
+        anchored=True,
     ),
     Pattern(
         kind="hard_lockup",
@@ -776,6 +814,7 @@ PATTERNS: tuple[Pattern, ...] = (
         # rcu_sched, rcu_preempt, rcu_bh: one bug whatever the flavour.
         titles=("INFO: rcu detected stall in {fn}", "INFO: rcu detected stall"),
         skip_tags=("stall",),
+        anchored=True,
         multi_context=True,
     ),
     Pattern(

@@ -560,7 +560,7 @@ EXCERPTS: dict[str, tuple[str, str]] = {
     "suspicious-rcu": (SUSPICIOUS_RCU, "WARNING: suspicious RCU usage in __sta_info_destroy_part2"),
     "rcu-stall-v4": (RCU_STALL_V4, "INFO: rcu detected stall in tipc_nametbl_unsubscribe"),
     "hung-task": (HUNG_TASK, "INFO: task hung in synchronize_rcu"),
-    "soft-lockup": (SOFT_LOCKUP, "BUG: soft lockup in hash_netiface4_test"),
+    "soft-lockup": (SOFT_LOCKUP, "BUG: soft lockup in ip_set_test"),
     "sleeping": (SLEEPING, "BUG: sleeping function called from invalid context in"
                  " smc_switch_conns"),
     "ubsan-shift": (UBSAN_SHIFT, "UBSAN: shift-out-of-bounds in taprio_parse_clockid"),
@@ -613,6 +613,45 @@ def test_an_interleaved_line_of_another_task_changes_nothing() -> None:
     lines.insert(12, "[  101.000011][    C0]  other_cpu_fn+0x1/0x2\n")
     (f,) = classify_text("".join(lines))
     assert (f.title, f.corrupted) == ("KASAN: slab-use-after-free Read in tun_detach", False)
+
+
+RCU_STALL_V6 = _log(
+    "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+    "rcu: \t1-....: (10500 ticks this GP) idle=8f4c/1/0x4000000000000000 softirq=2412/2412",
+    "rcu: \t(detected by 0, t=10502 jiffies, g=5673, q=601 ncpus=2)",
+    "Sending NMI from CPU 0 to CPUs 1:",
+    "NMI backtrace for cpu 1",
+    _CTX,
+    "RIP: 0010:__sanitizer_cov_trace_pc+0x8/0x70",
+    *_REGS,
+    *_trace("hash_ipport6_uadt", "ip_set_utest", "nfnetlink_rcv_msg", "netlink_rcv_skb",
+            "netlink_unicast", "netlink_sendmsg", "____sys_sendmsg", "___sys_sendmsg",
+            "__sys_sendmsg", "__do_sys_sendmsg", "__x64_sys_sendmsg", "x64_sys_call",
+            "do_syscall_64", "entry_SYSCALL_64_after_hwframe"),
+)
+
+
+def test_a_stall_is_titled_by_the_frame_before_its_anchor() -> None:
+    """The watchdog interrupts a loop anywhere: the field titles a stall by the
+    frame just before the first dispatching frame (here nfnetlink_rcv_msg)."""
+    (f,) = classify_text(RCU_STALL_V6)
+    assert (f.title, f.guilty) == ("INFO: rcu detected stall in ip_set_utest", "ip_set_utest")
+    # Caught one frame deeper, the same stall gets the same title.
+    deeper = RCU_STALL_V6.replace(" hash_ipport6_uadt+", " ip_set_utest_fixture_helper+")
+    assert classify_text(deeper)[0].title == f.title
+
+
+@pytest.mark.parametrize(("frames", "fn"), [
+    (["loop_fn", "__x64_sys_sendmmsg", "x64_sys_call", "do_syscall_64"], "sys_sendmmsg"),
+    (["rcu_dump_cpu_stacks", "tick_sched_timer", "work_fn", "process_one_work", "kthread"],
+     "work_fn"),
+    (["busy_fn", "helper_fn"], "busy_fn"),  # no anchor: the first frame not skipped
+    (["vfs_write", "ksys_write", "do_syscall_64"], "vfs_write"),  # nothing before the anchor
+])
+def test_stall_frame(frames: list[str], fn: str) -> None:
+    from harness.console.classifier import stall_frame
+
+    assert stall_frame(frames, ("stall",)) == fn
 
 
 # -- the corrupted rule ---------------------------------------------------------

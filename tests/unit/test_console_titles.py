@@ -475,7 +475,7 @@ def test_group_by_signature_counts_repeats_in_first_seen_order() -> None:
     firsts = [g.first for g in groups]
     assert firsts == sorted(firsts, key=findings.index)
     by_title = {g.title: g.count for g in groups}
-    assert by_title["BUG: soft lockup in lkdtm_do_action"] == 9
+    assert by_title["BUG: soft lockup in full_proxy_write"] == 9
     assert groups[0].to_dict()["first"] == groups[0].first.to_dict()
 
 
