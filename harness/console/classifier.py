@@ -325,6 +325,15 @@ def stall_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     return guilty_frame(frames, tags)
 
 
+def _anchor_frame(stack: list[str], anchors: tuple[tuple[re.Pattern[str], str], ...]) -> str:
+    """The name of the first anchor (in table order) any frame of ``stack`` matches, or ""."""
+    for rx, name in anchors:
+        for fn in stack:
+            if rx.match(fn):
+                return name or fn
+    return ""
+
+
 _TEMPLATE_FIELDS: dict[str, frozenset[str]] = {}
 
 
@@ -666,8 +675,14 @@ class ConsoleClassifier:
             if not pattern.multi_context:
                 first = _CALLER.match(text)
                 caller = first.group(1) if first else ""
-            stack = _stack(top, text, caller)
-            guilty = stall_frame(stack, tags) if pattern.anchored else guilty_frame(stack, tags)
+            stack: Iterable[str] = _stack(top, text, caller)
+            guilty = ""
+            if pattern.anchors:
+                stack = list(stack)
+                guilty = _anchor_frame(stack, pattern.anchors)
+            if not guilty:
+                guilty = (stall_frame(stack, tags) if pattern.anchored
+                          else guilty_frame(stack, tags))
         else:
             guilty = ""
         if guilty:

@@ -158,6 +158,11 @@ class Pattern:
     #: before the first :data:`STALL_ANCHORS` frame, the code that loops
     #: rather than wherever the watchdog caught it; the first frame if none.
     anchored: bool = False
+    #: Frames that name the report wherever they are in the stack, tried in
+    #: order before the skip rules: (whole-name regex, title name or "" for
+    #: the frame itself).  A task hung in synchronize_net() is one of the
+    #: many tasks stuck behind a stalled RCU grace period: "synchronize_rcu".
+    anchors: tuple[tuple[re.Pattern[str], str], ...] = ()
     #: Sub-kinds told by a start-line field (first match wins): their titles
     #: replace ``titles`` (see :class:`Retitle`).
     retitles: tuple[Retitle, ...] = ()
@@ -826,6 +831,10 @@ PATTERNS: tuple[Pattern, ...] = (
         severity=Severity.WARNING,
         titles=("INFO: task hung in {fn}", "INFO: task {comm} blocked"),
         skip_tags=("stall", "hung"),
+        anchors=(
+            (_re(r"rtnl_lock\w*\Z"), ""),
+            (_re(r"synchronize_(?:rcu|srcu|net|sched)\w*\Z"), "synchronize_rcu"),
+        ),
         multi_context=True,
     ),
     # --- sleeping in atomic context ----------------------------------------

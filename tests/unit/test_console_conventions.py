@@ -304,11 +304,14 @@ RCU_STALL_V4 = _log(
     "Code: 00 00 48 8b 75 08",
 )
 
-HUNG_TASK = _log(
+HUNG_TASK_HEAD = (
     "INFO: task syz-executor:5012 blocked for more than 143 seconds.",
     "      Not tainted 6.12.0-syzkaller #0",
     '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
     "task:syz-executor    state:D stack:25600 pid:5012  tgid:5012  ppid:5008   flags:0x00004006",
+)
+HUNG_TASK = _log(
+    *HUNG_TASK_HEAD,
     *_trace("context_switch", "__schedule", "schedule", "schedule_timeout",
             "do_wait_for_common", "__wait_for_common", "__wait_rcu_gp", "synchronize_rcu",
             "tun_detach", "tun_chr_close", "__fput", *_SYSCALL),
@@ -629,6 +632,21 @@ RCU_STALL_V6 = _log(
             "__sys_sendmsg", "__do_sys_sendmsg", "__x64_sys_sendmsg", "x64_sys_call",
             "do_syscall_64", "entry_SYSCALL_64_after_hwframe"),
 )
+
+
+@pytest.mark.parametrize(("waits_in", "title"), [
+    (["synchronize_net", "rollback_registered_many"], "INFO: task hung in synchronize_rcu"),
+    (["synchronize_srcu", "kvm_mmu_fixture_unmap"], "INFO: task hung in synchronize_rcu"),
+    (["__mutex_lock", "mutex_lock_nested", "rtnl_lock", "dev_ioctl"],
+     "INFO: task hung in rtnl_lock"),
+    (["rwsem_down_write_slowpath", "down_write", "filename_create"],
+     "INFO: task hung in filename_create"),
+])
+def test_hung_tasks_are_bucketed_like_the_field(waits_in: list[str], title: str) -> None:
+    text = _log(*HUNG_TASK_HEAD, *_trace("__schedule", "schedule", *waits_in, "vfs_fixture",
+                                         *_SYSCALL))
+    (f,) = classify_text(text)
+    assert f.title == title
 
 
 def test_a_stall_is_titled_by_the_frame_before_its_anchor() -> None:
