@@ -288,6 +288,15 @@ _SKIPPED_MAX = 8192
 _NO_TAGS: frozenset[str] = frozenset()
 
 
+def _skipped(fn: str, key: frozenset[str]) -> bool:
+    skipped = _SKIPPED.get((key, fn))
+    if skipped is None:
+        if len(_SKIPPED) >= _SKIPPED_MAX:
+            _SKIPPED.clear()
+        skipped = _SKIPPED[(key, fn)] = is_skipped(fn, key)
+    return skipped
+
+
 def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     """The first function of ``stack`` that no skip rule matches, or "".
 
@@ -296,12 +305,7 @@ def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     """
     key = frozenset(tags) if tags else _NO_TAGS
     for fn in stack:
-        skipped = _SKIPPED.get((key, fn))
-        if skipped is None:
-            if len(_SKIPPED) >= _SKIPPED_MAX:
-                _SKIPPED.clear()
-            skipped = _SKIPPED[(key, fn)] = is_skipped(fn, key)
-        if not skipped:
+        if not _skipped(fn, key):
             return fn
     return ""
 
@@ -311,18 +315,20 @@ def stall_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     before the first anchor (patterns.STALL_ANCHORS; the anchor itself when
     nothing precedes it), syscall wrapper prefixes trimmed; without an
     anchor, the first frame no rule matches."""
-    frames = list(stack)
-    prev = ""
-    for fn in frames:
-        if STALL_ANCHORS.match(fn):
+    key = frozenset(tags) if tags else _NO_TAGS
+    prev = first = ""
+    anchor = STALL_ANCHORS.match
+    for fn in stack:
+        if anchor(fn):
             prev = prev or fn  # nothing before the anchor: the anchor itself
             for prefix, repl in STALL_TRIM:
                 if prev.startswith(prefix):
                     return repl + prev[len(prefix) :]
             return prev
-        if guilty_frame([fn], tags):
+        if not _skipped(fn, key):
             prev = fn
-    return guilty_frame(frames, tags)
+            first = first or fn
+    return first
 
 
 def _anchor_frame(stack: list[str], anchors: tuple[tuple[re.Pattern[str], str], ...]) -> str:
