@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from harness.commands.build import add_build_options, request_from_args, terminal_progress
 from harness.commands.vm_options import add_vm_arguments, vm_settings_from_args
 from harness.errors import InfraError, UsageError
-from harness.vm.config import ROOTFS
 
 NAME = "exec"
 HELP = "boot a guest, run one command in it (streamed), exit with its status; a crash is 3"
@@ -36,11 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"{DEFAULT_DEST}/<name>); repeatable")
     g.add_argument("--cgroup", choices=("v1", "v2"), default="v1",
                    help="which hierarchy holds the memory controller in the guest")
-    g.add_argument("--rootfs", choices=ROOTFS, default="initramfs",
-                   help="initramfs: the busybox image (default, fastest); host: this machine's "
-                   "root filesystem, read-only over 9p with a tmpfs overlay, so any host "
-                   "program (python3, stress-ng, ...) runs unshipped (adds the rootfs-host "
-                   "config fragment to the build)")
     g.add_argument("--timeout", type=float, default=3600.0, metavar="S",
                    help="give up on the command after S seconds (exit 3)")
     g.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD...",
@@ -81,16 +74,10 @@ def _write(stream: str, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     text = command_text(list(args.cmd))
-    from harness.image.build import HOST_ROOT, with_shared_libs
+    from harness.image.build import with_shared_libs
 
-    host = args.rootfs == "host"
-    # Dynamic programs bring their libraries and loader (a missing one is exit 2, before
-    # boot) -- on the host rootfs the host's own libraries are there already.
-    ships = {dest: path for path, dest in map(parse_ship, args.ship)}
-    ships = ({f"{HOST_ROOT}{d}": p for d, p in ships.items()} if host
-             else with_shared_libs(ships, "--ship"))
-    if host:
-        text = f"chroot {HOST_ROOT} /bin/sh -c {shlex.quote('cd /root 2>/dev/null; ' + text)}"
+    # Dynamic programs bring their libraries and loader; a missing one is exit 2, before boot.
+    ships = with_shared_libs({dest: path for path, dest in map(parse_ship, args.ship)}, "--ship")
     vm_set = vm_settings_from_args(args)
     from harness.vm.preflight import check_ram_on_host
 
@@ -102,10 +89,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from harness.kernel.build import build_kernel
 
-        req = request_from_args(args)
-        if host and "rootfs-host" not in req.fragments:
-            req = replace(req, fragments=(*req.fragments, "rootfs-host"))
-        kernel = Path(build_kernel(req, progress=terminal_progress()).bzimage)
+        kernel = Path(build_kernel(request_from_args(args), progress=terminal_progress()).bzimage)
     from harness.core.runner import ship_files  # the one implementation of "ship a tree in"
     from harness.image import build_image
     from harness.vm import Machine, VMConfig
@@ -113,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = VMConfig(kernel=kernel, initramfs=build_image().initramfs, ram_mib=vm_set.ram_mib,
                    swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=args.accel,
                    boot_timeout=vm_set.boot_timeout_s,
-                   cmdline_extra="harness.cgroup=v2" if args.cgroup == "v2" else "",
-                   rootfs=args.rootfs)
+                   cmdline_extra="harness.cgroup=v2" if args.cgroup == "v2" else "")
     cfg.validate()
     with Machine(cfg, run_dir=args.run_dir) as vm:
         try:

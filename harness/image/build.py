@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 RECIPE_DIR = PROJECT_ROOT / "images" / "initramfs"
 READY_PREFIX = "HARNESS-READY-"
 NONCE_PARAM = "harness.nonce"
-ROOTFS_PARAM = "harness.rootfs"  # harness.rootfs=host: /init mounts the host's root at HOST_ROOT
-HOST_ROOT = "/host"
 SWAP_DEVICE = "/dev/vda"
 GUEST_IP = "10.0.2.15"
 GATEWAY = "10.0.2.2"
@@ -58,8 +56,6 @@ def template_vars() -> dict[str, Any]:
         "ready_prefix": READY_PREFIX,
         "nonce_param": NONCE_PARAM,
         "swap_device": SWAP_DEVICE,
-        "host_root": HOST_ROOT,
-        "rootfs_param": ROOTFS_PARAM,
         "guest_ip": GUEST_IP,
         "prefix": 24,
         "gateway": GATEWAY,

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import rundir
-from harness.image.build import NONCE_PARAM, ROOTFS_PARAM
 from harness.vm.config import VMConfig
 
 QEMU = "qemu-system-x86_64"
 QBOOT = Path("/usr/share/qemu/qboot.rom")
+NONCE_PARAM = "harness.nonce"
 #: virtio-serial port the guest writes its event stream to; the host reads the file QEMU
 #: fills (``RunPaths.events_log``), so events reach the host without an SSH command per poll.
 EVENTS_PORT = "harness.events"
@@ -50,8 +50,6 @@ def kernel_cmdline(cfg: VMConfig, nonce: str) -> str:
     here with ``-M pc`` at load 8 on 2 cores.
     """
     parts = ["console=ttyS0", "panic=-1", "no_timer_check", f"{NONCE_PARAM}={nonce}"]
-    if cfg.rootfs != "initramfs":
-        parts.append(f"{ROOTFS_PARAM}={cfg.rootfs}")
     if cfg.cmdline_extra.strip():
         parts.append(cfg.cmdline_extra.strip())
     return " ".join(parts)
@@ -101,10 +99,6 @@ def build_argv(
     ]
     if paths.swap_image is not None:
         argv += ["-drive", f"file={paths.swap_image},if=virtio,format=raw,cache=unsafe"]
-    if cfg.rootfs == "host":
-        # Read-only: the guest (a kernel under test) must never write the host's files.
-        argv += ["-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on",
-                 "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"]
     if paths.events_log is not None:
         argv += ["-device", "virtio-serial-pci,id=vser0",
                  "-chardev", f"file,id=hev,path={paths.events_log}",

@@ -12,10 +12,6 @@ from pathlib import Path
 from harness.errors import UsageError
 
 ACCELS = ("auto", "kvm", "tcg")
-#: initramfs: the busybox image alone (the default, the fastest); host: the host's root
-#: filesystem, read-only over 9p with a tmpfs overlay for writes, at HOST_ROOT in the guest,
-#: where commands run chrooted (virtme-ng's way: any host program runs unshipped).
-ROOTFS = ("initramfs", "host")
 MIN_RAM_MIB = 32  # below this our tinyconfig kernel cannot unpack its initramfs
 MAX_SMP = 64
 
@@ -49,12 +45,9 @@ class VMConfig:
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT_S
     run_timeout: float | None = None
     machine: str = "q35"
-    rootfs: str = "initramfs"
 
     def validate(self) -> None:
         """Raise UsageError for options no QEMU run could satisfy."""
-        if self.rootfs not in ROOTFS:
-            raise UsageError("--rootfs", f"must be one of {', '.join(ROOTFS)}, not {self.rootfs!r}")
         if self.accel not in ACCELS:
             raise UsageError("--accel", f"must be one of {', '.join(ACCELS)}, not {self.accel!r}")
         if self.ram_mib < MIN_RAM_MIB:

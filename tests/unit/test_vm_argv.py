@@ -122,18 +122,3 @@ def test_free_port() -> None:
         s.bind(("127.0.0.1", port))
         s.listen()
         assert not port_is_free(port)
-
-
-def _argv(tmp_path: Path, **kw: object) -> list[str]:
-    return build_argv(cfg(tmp_path, **kw), RunPaths.in_dir(tmp_path, swap=False), accel="tcg",
-                      ssh_port=2222, nonce="abc")
-
-
-def test_host_rootfs_is_a_read_only_9p_share_named_on_the_command_line(tmp_path: Path) -> None:
-    argv = _argv(tmp_path, rootfs="host")
-    s = " ".join(argv)
-    assert "local,id=hostroot,path=/,security_model=none,readonly=on" in s
-    assert "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot" in s
-    assert "harness.rootfs=host" in argv[argv.index("-append") + 1]
-    plain = " ".join(_argv(tmp_path))
-    assert "9p" not in plain and "harness.rootfs" not in plain

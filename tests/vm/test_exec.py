@@ -93,20 +93,3 @@ def test_a_program_whose_library_is_missing_is_exit_2_before_boot(tmp_path: Path
                        timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"--ship {prog}" in r.stderr and "libfoo.so" in r.stderr
-
-
-@pytest.mark.extended  # its own kernel configuration (rootfs-host): a second full build
-def test_host_rootfs_runs_host_programs_unshipped(tmp_path: Path) -> None:
-    """--rootfs host: the host's python3 runs in the guest, read-only root, writable overlay;
-    the negative control is the same command on the initramfs rootfs (not found, 127)."""
-    argv = [sys.executable, "-m", "harness", "exec", "--accel", "tcg", "--swap", "0"]
-    cmd = ["--", "python3 -c 'print(6 * 7)' && touch /etc/harness-overlay && echo overlay-ok"]
-    r = subprocess.run([*argv, "--rootfs", "host", "--run-dir", str(tmp_path / "h"), *cmd],
-                       capture_output=True, text=True, timeout=3600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "42" in r.stdout and "overlay-ok" in r.stdout
-    assert not Path("/etc/harness-overlay").exists()  # the host was never written
-    r = subprocess.run([*argv, "--run-dir", str(tmp_path / "i"), "--",
-                        "python3 -c 'print(6 * 7)'"], capture_output=True, text=True,
-                       timeout=3600)
-    assert r.returncode == 127, (r.returncode, r.stderr[-2000:])
