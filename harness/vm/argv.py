@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import rundir
+from harness.image.build import NONCE_PARAM
 from harness.vm.config import VMConfig
 
 QEMU = "qemu-system-x86_64"
 QBOOT = Path("/usr/share/qemu/qboot.rom")
-NONCE_PARAM = "harness.nonce"
 #: virtio-serial port the guest writes its event stream to; the host reads the file QEMU
 #: fills (``RunPaths.events_log``), so events reach the host without an SSH command per poll.
 EVENTS_PORT = "harness.events"
