@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness.image import build_image
 from harness.vm import Machine, VMConfig
-from harness.vm.cli_support import resolve_kernel
+from harness.commands.vm_options import resolve_kernel
 
 
 def ready_once(kernel: Path, accel: str = "tcg", machine: str = VMConfig.machine,
