@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.core.runner import RunOptions, build_request, run_scenario
+from harness.core.request import kernel_request
+from harness.core.runner import RunOptions, run_scenario
 from harness.core.spec import load_spec
 from harness.kernel.build import build_kernel
 
@@ -37,7 +38,7 @@ def main() -> None:
     ap.add_argument("--scenario", default="mempressure")
     args = ap.parse_args()
     sc = load_spec(args.scenario)
-    req = build_request(sc)
+    req = kernel_request(sc)
     build_kernel(req)  # make sure the kernel is cached: we measure the run, not the build
     walls: list[float] = []
     phases: dict[str, list[float]] = {}
