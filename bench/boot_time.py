@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.commands.vm_options import resolve_kernel
 from harness.image import build_image
 from harness.vm import Machine, VMConfig
-from harness.commands.vm_options import resolve_kernel
 
 
 def ready_once(kernel: Path, accel: str = "tcg", machine: str = VMConfig.machine,
