@@ -301,8 +301,29 @@ def from_run_dir(run_dir: Path) -> dict[str, Any]:
     meta, art_dir = _artifact_meta(results, run_dir)
     co = checkout_of(meta)
     b = build_of(meta, art_dir, co["id"])
-    return {"version": dict(VERSION), "checkouts": [co], "builds": [b],
-            "tests": tests_of(results, b["id"], run_dir)}
+    tests = tests_of(results, b["id"], run_dir)
+    doc: dict[str, Any] = {"version": dict(VERSION), "checkouts": [co], "builds": [b],
+                           "tests": tests}
+    known = _known_matches(run_dir)
+    if any(k is not None for _, k in known):
+        top = next((t["id"] for t in tests if "." not in t["path"]), None)
+        issues, incidents = issues_and_incidents(known, b["id"], top)
+        doc["issues"], doc["incidents"] = issues, incidents
+    return doc
+
+
+def _known_matches(run_dir: Path) -> list[tuple[Finding, KnownIssue | None]]:
+    """The run's console findings matched against the known issues it was judged with."""
+    from harness.console import classify_text
+    from harness.console.known import REPO_KNOWN_ISSUES, load_known, match, merge_known
+
+    console = run_dir / rundir.CONSOLE
+    if not console.is_file():
+        return []
+    own = run_dir / rundir.KNOWN_ISSUES
+    known = merge_known(load_known(REPO_KNOWN_ISSUES) if REPO_KNOWN_ISSUES.is_file() else [],
+                        load_known(own) if own.is_file() else [])
+    return match(classify_text(console.read_text(errors="replace")), known)
 
 
 def merge(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -15,3 +15,4 @@ RESULTS = "results.json"         # the verdict: checks, expectations, cases, fin
 JUNIT = "junit.xml"
 REPORT = "report.html"
 INFRA = "infra-error.txt"        # why the rig failed, when it did
+KNOWN_ISSUES = "known-issues.toml"  # the user's --known-issues file, as the run used it

@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results.json instead of the table")
     p.add_argument("--kcidb", type=Path, metavar="FILE",
                    help="also write the results as KCIDB v5.3 JSON to FILE")
+    p.add_argument("--known-issues", type=Path, metavar="FILE",
+                   help="console findings already triaged, on top of the repository's "
+                   "known-issues.toml: policy warn reports a match without failing the run")
     p.add_argument("--repeat", type=int, metavar="N",
                    help="N >= 2 runs of the same request, in parallel as the machine admits "
                    "(the kernel built once): RUN_DIR/repeat-<i>/ and a combined results.json "
@@ -80,9 +83,17 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         opts["no_reclaim"] = True
     if args.duration:
         opts["duration_s"] = args.duration
+    if args.known_issues is not None:
+        from harness.console.known import load_known
+        from harness.errors import UsageError
+
+        if not args.known_issues.is_file():
+            raise UsageError(f"--known-issues {args.known_issues}", "no such file")
+        load_known(args.known_issues)  # a mistake in it is exit 2 now, naming file:key
     return RunOptions(spec=spec, build=req, vm=vm,
                       accel=args.accel, kernel=args.kernel, run_dir=args.run_dir, checks=checks,
-                      options=opts, build_progress=terminal_progress())
+                      options=opts, build_progress=terminal_progress(),
+                      known_issues=args.known_issues)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from harness.core.spec import ScenarioSpec, VMSettings
 
 if TYPE_CHECKING:
     from harness.console import Finding
+    from harness.console.known import KnownIssue
     from harness.core.events import EventLog
     from harness.kernel.build import BuildRequest
     from harness.vm import Machine
@@ -146,6 +147,16 @@ class SavedRun:
         from harness.console import classify_text
 
         return classify_text(self.text(rundir.CONSOLE))
+
+    @cached_property
+    def known_issues(self) -> list[KnownIssue]:
+        """The repository's known issues, then the run's ``--known-issues`` file (a copy of
+        it is kept in the run dir, so that ``harness judge`` triages as the run did)."""
+        from harness.console.known import REPO_KNOWN_ISSUES, load_known, merge_known
+
+        own = self.run_dir / rundir.KNOWN_ISSUES
+        return merge_known(load_known(REPO_KNOWN_ISSUES) if REPO_KNOWN_ISSUES.is_file() else [],
+                           load_known(own) if own.is_file() else [])
 
     def findings_between(self, start: int, end: int | None = None) -> list[Finding]:
         """Console findings with index in [start, end): marks come from ``console_mark``."""

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir
+from harness.console.known import match
 from harness.core import report
 from harness.core.events import EventLog, guest_relay_command
 from harness.core.plugin import (
@@ -62,6 +63,7 @@ class RunOptions:
     checks: tuple[str, ...] = ()  # restrict to these (``--check``); () = the spec's list
     options: dict[str, Any] = field(default_factory=dict)  # scenario knobs (no_reclaim, ...)
     build_progress: ProgressCallback | None = None  # None: log lines (CI)
+    known_issues: Path | None = None  # --known-issues FILE, on top of known-issues.toml
 
 
 @dataclass
@@ -166,6 +168,8 @@ class _Run:
 
     def execute(self) -> RunOutcome:
         (self.run_dir / rundir.SPEC_COPY).write_text(self.spec.text)
+        if self.opts.known_issues is not None:  # kept, so that `harness judge` triages alike
+            (self.run_dir / rundir.KNOWN_ISSUES).write_text(self.opts.known_issues.read_text())
         self._write_meta()
         try:
             self._execute()
@@ -373,7 +377,10 @@ def judge_run_dir(run_dir: Path) -> RunOutcome:
         c.name, c.title, f"not run: {why}", rundir.INFRA if infra else rundir.RUN_META))
         for c in planned]
     verdict = overall(results)
-    findings = [{**f.to_dict(), "title": f.title} for f in saved.console_findings]
+    findings = [{**f.to_dict(), "title": f.title,
+                 **({"known_issue": {"id": k.id, "policy": k.policy, "culprit": k.culprit,
+                                     "url": k.url}} if k is not None else {})}
+                for f, k in match(saved.console_findings, saved.known_issues)]
     doc = report.results_doc(saved.spec.name, verdict, results, meta.get("info", {}),
                              meta.get("timings_s", {}), run_dir, infra, findings, interrupted)
     doc["info"].setdefault("vm", meta.get("vm"))

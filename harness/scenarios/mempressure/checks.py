@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import ktap, rundir
 from harness.console import Finding
+from harness.console.known import KnownIssue
 from harness.core.plugin import CheckDef
 from harness.core.results import CheckResult, Expectation, Status, judged
 from harness.scenarios import console_rule
@@ -69,8 +70,8 @@ def _describe(o: OpResult | None) -> str:
     return f"ok {o.fields}" if o.ok else f"{o.errno}"
 
 
-def trouble(findings: Iterable[Finding]) -> list[Finding]:
-    return console_rule.trouble(findings, TOLERATED)
+def trouble(findings: Iterable[Finding], known: Sequence[KnownIssue] = ()) -> list[Finding]:
+    return console_rule.trouble(findings, TOLERATED, known)
 
 
 def asked_beyond_advertised(stress: StressLog) -> tuple[str, int, int]:
@@ -184,7 +185,8 @@ def check_notifications(stress: StressLog, idle_ops: Sequence[OpResult],
 
 
 def check_contract(report: ktap.Report, exit_status: int | None, timed_out: bool,
-                   findings: Sequence[Finding], artifact: str = "selftest.ktap") -> CheckResult:
+                   findings: Sequence[Finding], artifact: str = "selftest.ktap",
+                   known: Sequence[KnownIssue] = ()) -> CheckResult:
     """Check: every case of the series' selftest passes, it ran to the end, the console stayed
     clean while it ran. Each KTAP case is one expectation and one reported test case."""
     exps = [Expectation("selftest ran to the end", "its plan complete, exit 0 or 1",
@@ -198,7 +200,7 @@ def check_contract(report: ktap.Report, exit_status: int | None, timed_out: bool
                                 case.result.value + (f" ({case.directive})" if case.directive
                                                      else ""),
                                 not case.result.failed))
-    bad = trouble(findings)
+    bad = trouble(findings, known)
     exps.append(Expectation("console clean while the selftest ran", "no finding",
                             "; ".join(f.title for f in bad[:3]) or "none", not bad))
     res = judged("contract", TITLES["contract"], exps, artifact,
@@ -215,6 +217,7 @@ class OomObservations:
     stress: StressLog
     stress_exit: str  # how the stress test ended: "summary", "killed", "running", ...
     findings: Sequence[Finding]  # console + dmesg, during the stress phase
+    known: Sequence[KnownIssue] = ()  # triaged findings: policy warn fails nothing
 
 
 def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
@@ -229,7 +232,7 @@ def check_oom_absence(obs: OomObservations, name: str = "oom_absence",
     ooms = console_rule.ooms(obs.findings)
     exps.append(Expectation("OOM kill on the console/dmesg", "none",
                             "; ".join(f.title for f in ooms[:3]) or "none", not ooms))
-    bad = trouble(obs.findings)
+    bad = trouble(obs.findings, obs.known)
     exps.append(Expectation("oops/BUG/WARNING/lockup on the console/dmesg", "none",
                             "; ".join(f.title for f in bad[:3]) or "none", not bad))
     end = (obs.stress.summary or {}).get("end", "")

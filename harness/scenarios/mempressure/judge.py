@@ -59,7 +59,7 @@ def _oom_obs(run: SavedRun, obs: dict[str, Any], out_file: str,
              dmesg_file: str) -> C.OomObservations:
     return C.OomObservations(obs.get("oom_kill_before"), obs.get("oom_kill_after"),
                              parse_stress(run.text(out_file)), str(obs.get("ended", "")),
-                             _findings(run, obs, dmesg_file))
+                             _findings(run, obs, dmesg_file), run.known_issues)
 
 
 def squeeze_latency(run: SavedRun) -> float | None:
@@ -78,7 +78,8 @@ def _contract(run: SavedRun, obs: dict[str, Any]) -> CheckResult:
                            "it from (a prebuilt --kernel)")
     start, end = obs.get("console", [0, None])
     return C.check_contract(ktap.parse(run.text("selftest.ktap")), obs.get("exit"),
-                            bool(obs.get("timed_out")), run.findings_between(start, end))
+                            bool(obs.get("timed_out")), run.findings_between(start, end),
+                            known=run.known_issues)
 
 
 def band(sc: ScenarioSpec) -> C.Band | None:

@@ -90,7 +90,7 @@ def judge_step(step: Step, stdout: str, meta: dict[str, Any]) -> CheckResult:
 
 def judge_console(test: UserTest, run: SavedRun) -> CheckResult:
     findings = run.console_findings
-    bad = console_rule.trouble(findings, test.tolerate)
+    bad = console_rule.trouble(findings, test.tolerate, run.known_issues)
     ooms = console_rule.ooms(findings)
     shown = "; ".join(f"{f.kind}: {f.title}" for f in bad[:3]) or "none"
     exps = [Expectation("untolerated console findings", "none", shown, not bad)]
