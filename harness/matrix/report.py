@@ -47,13 +47,37 @@ def verdict(results: Iterable[JobResult]) -> Status:
                                                                       Status.ERROR)
 
 
+def findings_by_signature(results: Sequence[JobResult]) -> list[dict[str, Any]]:
+    """Console findings across jobs, one row per signature (the classifier's dedup key): its
+    title, kind, known issue if any, how many jobs showed it and the first, in plan order."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in results:
+        try:
+            doc = json.loads((Path(r.run_dir) / rundir.RESULTS).read_text())
+        except (OSError, ValueError):
+            continue
+        seen_here: set[str] = set()
+        for f in doc.get("findings", []):
+            sig = str(f.get("signature") or f.get("title"))
+            if sig in seen_here:
+                continue
+            seen_here.add(sig)
+            row = rows.setdefault(sig, {"signature": sig, "title": f.get("title", ""),
+                                        "kind": f.get("kind", ""), "jobs": 0,
+                                        "first_job": r.job_id,
+                                        "known_issue": (f.get("known_issue") or {}).get("id")})
+            row["jobs"] += 1
+    return sorted(rows.values(), key=lambda x: -int(x["jobs"]))
+
+
 def matrix_doc(plan: str, results: Sequence[JobResult], kernels: Mapping[str, KernelBuild],
                engine: str, wall_s: float, shard: str = "") -> dict[str, Any]:
     counts = {s.value: sum(r.status == s for r in results) for s in Status}
     return {"plan": plan, "verdict": verdict(results).value, "exit_status": exit_status(results),
             "engine": engine, "shard": shard, "wall_s": round(wall_s, 1), "counts": counts,
             "kernels": [k.to_json() for k in kernels.values()],
-            "jobs": [r.to_json() for r in results]}
+            "jobs": [r.to_json() for r in results],
+            "findings": findings_by_signature(results)}
 
 
 def junit_xml(plan: str, results: Sequence[JobResult]) -> str:

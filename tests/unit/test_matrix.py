@@ -352,3 +352,23 @@ def test_combined_report_files(tmp_path: Path) -> None:
     assert '<testsuite name="k/c/s"' in junit and "<failure" in junit
     kc = json.loads((tmp_path / "kcidb.json").read_text())
     assert [b["status"] for b in kc["builds"]] == ["FAIL"]  # the kernel that did not build
+
+
+def test_findings_are_grouped_by_signature_across_jobs(tmp_path: Path) -> None:
+    from harness.matrix.report import findings_by_signature
+
+    res = []
+    for i, titles in enumerate((["WARNING in f", "WARNING in f"], ["WARNING in f", "BUG in g"],
+                                [])):
+        d = tmp_path / f"j{i}"
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({"findings": [
+            {"signature": t, "title": t, "kind": "warning",
+             **({"known_issue": {"id": "k1"}} if t.startswith("BUG") else {})}
+            for t in titles]}))
+        res.append(JobResult(f"job{i}", f"j{i}", Status.PASS, 0, str(d), 1.0))
+    rows = findings_by_signature(res)
+    assert rows[0] == {"signature": "WARNING in f", "title": "WARNING in f", "kind": "warning",
+                       "jobs": 2, "first_job": "job0", "known_issue": None}
+    assert rows[1]["jobs"] == 1 and rows[1]["first_job"] == "job1"
+    assert rows[1]["known_issue"] == "k1"
