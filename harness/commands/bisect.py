@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from harness.commands.build import add_build_options
 from harness.commands.cluster_options import add_cluster_options
-from harness.commands.run import DEFAULT_SCENARIO
+from harness.commands.run import add_duration, add_scenario_selection
+from harness.commands.vm_options import add_guest_shape
 
 if TYPE_CHECKING:
     from harness.bisect.step import BisectConfig
@@ -31,11 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "patches known good (default 0)")
     p.add_argument("--bad", help="git mode: a bad revision; series mode: number of leading "
                    "patches known bad (default all)")
-    p.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                   help=f"scenario name or .toml path (default {DEFAULT_SCENARIO})")
-    p.add_argument("--check", action="append", metavar="CHECK",
-                   help="check that decides the verdict; repeatable (default: all of the "
-                   "scenario's; names: `harness checks --scenario S`)")
+    add_scenario_selection(p, "check that decides the verdict (default: all of the "
+                           "scenario's)")
     p.add_argument("--retries", type=int, default=0,
                    help="re-run a bad verdict N more times; any pass makes the step 'skip' "
                    "(flaky) instead of 'bad'")
@@ -49,11 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cluster_options(p, "with --workers: run each round's points")
     add_build_options(p)
     g = p.add_argument_group("guest")
-    g.add_argument("--ram", type=int, help="guest RAM in MiB (default: the scenario's)")
-    g.add_argument("--swap", type=int, help="swap disk in MiB (default: the scenario's)")
-    g.add_argument("--smp", type=int, help="guest CPUs (default: the scenario's)")
-    g.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
-    g.add_argument("--duration", type=int, help="stress phase in seconds (default: scenario's)")
+    add_guest_shape(g)
+    add_duration(g)
 
 
 def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:

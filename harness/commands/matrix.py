@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from harness.commands.cluster_options import add_cluster_options
+from harness.vm.config import ACCELS
 
 NAME = "matrix"
 HELP = ("run a plan (kernels x scenarios x VM sizes) on a local pool or a Dask cluster; "
@@ -27,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "contiguous, balanced slices of the plan's job list)")
     p.add_argument("--max-parallel", type=int, metavar="N",
                    help="local pool: at most N jobs at once (default: cores and RAM decide)")
-    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--accel", default="auto", choices=ACCELS)
     p.add_argument("--timeout", type=float, default=1800.0, metavar="S",
                    help="a job that has not finished after S seconds is an infra error")
     p.add_argument("--run-dir", type=Path, help="where to write the combined report "

@@ -24,16 +24,25 @@ HELP = "build the patched kernel, boot it, run a scenario (default: mempressure)
 DEFAULT_SCENARIO = "mempressure"
 
 
-def add_scenario_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scenario")
+def add_scenario_selection(g: argparse.ArgumentParser | argparse._ArgumentGroup,
+                           check_help: str = "run only this check of the scenario") -> None:
+    """--scenario and --check: run, bisect and the matrix's jobs spell them the same."""
     g.add_argument("--scenario", default=DEFAULT_SCENARIO,
                    help=f"scenario name in scenarios/ or a .toml path (default {DEFAULT_SCENARIO})")
     g.add_argument("--check", action="append", metavar="CHECK",
-                   help="run only this check of the scenario; repeatable "
-                   "(names: `harness checks --scenario S`)")
+                   help=f"{check_help}; repeatable (names: `harness checks --scenario S`)")
+
+
+def add_duration(g: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     g.add_argument("--duration", type=int, metavar="S",
                    help="mempressure: longest the stress phase may take, in seconds (default: the "
                    "scenario's stress_timeout_s)")
+
+
+def add_scenario_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scenario")
+    add_scenario_selection(g)
+    add_duration(g)
     g.add_argument("--no-reclaim", action="store_true",
                    help="mempressure negative control: the workload ignores the kernel's "
                    "requests (must be OOM-killed)")

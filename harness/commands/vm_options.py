@@ -26,9 +26,8 @@ def vm_settings_from_args(args: argparse.Namespace, base: VMSettings | None = No
                                            boot_timeout_s=args.boot_timeout)
 
 
-def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kernel", type=Path, metavar="BZIMAGE",
-                        help="kernel to boot (default: build the default kernel)")
+def add_guest_shape(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--ram/--swap/--smp/--accel: what every command that boots guests takes, bisect too."""
     # No defaults here: None means "the scenario's [vm], else harness.core.spec.VMSettings",
     # the one place guest defaults live.
     parser.add_argument("--ram", type=int, metavar="MiB",
@@ -40,6 +39,13 @@ def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"virtual CPUs (default: the scenario's, else {_VM.smp})")
     parser.add_argument("--accel", choices=ACCELS, default="auto",
                         help="auto uses KVM only if a guest is known to boot under it here")
+
+
+def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The guest shape plus what a single boot takes: --kernel, --boot-timeout, --run-dir."""
+    parser.add_argument("--kernel", type=Path, metavar="BZIMAGE",
+                        help="kernel to boot (default: build the default kernel)")
+    add_guest_shape(parser)
     parser.add_argument("--boot-timeout", type=float, metavar="S",
                         help=f"seconds to SSH-ready (default {_VM.boot_timeout_s:.0f})")
     parser.add_argument("--run-dir", type=Path, metavar="DIR",
