@@ -12,5 +12,6 @@ MODULES = sorted(p.stem for p in (PROJECT_ROOT / "bench").glob("*.py"))
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_bench_module_imports(name: str) -> None:
+def test_bench_module_imports(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(PROJECT_ROOT))  # `pytest` alone does not put it there
     importlib.import_module(f"bench.{name}")
