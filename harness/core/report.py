@@ -27,7 +27,7 @@ RESULTS_SCHEMA = 2  # bump when a consumer-visible key changes meaning
 def results_doc(scenario: str, verdict: Status, results: Sequence[CheckResult],
                 info: dict[str, Any], timings: dict[str, float], run_dir: Path,
                 infra_error: str = "", findings: Sequence[dict[str, Any]] = (),
-                interrupted: str = "") -> dict[str, Any]:
+                interrupted: str = "") -> rundir.ResultsDoc:
     """The machine-readable verdict: every check, its expectations, test cases and findings."""
     return {
         "schema": RESULTS_SCHEMA,
@@ -90,7 +90,7 @@ def junit_xml(scenario: str, results: Sequence[CheckResult], timings: dict[str, 
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
-def render_html(doc: dict[str, Any], chart_svg: str, artifacts: Sequence[str]) -> str:
+def render_html(doc: rundir.ResultsDoc, chart_svg: str, artifacts: Sequence[str]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined)
@@ -98,7 +98,7 @@ def render_html(doc: dict[str, Any], chart_svg: str, artifacts: Sequence[str]) -
         doc=doc, chart=markupsafe.Markup(chart_svg), artifacts=list(artifacts))
 
 
-def write_all(run_dir: Path, doc: dict[str, Any], junit: str, chart_svg: str) -> None:
+def write_all(run_dir: Path, doc: rundir.ResultsDoc, junit: str, chart_svg: str) -> None:
     """results.json, junit.xml and report.html, each written whole then renamed into place."""
     arts = sorted(p.name for p in run_dir.iterdir()
                   if p.is_file() and p.name not in (rundir.REPORT,) and not p.name.startswith("."))
@@ -110,7 +110,7 @@ def write_all(run_dir: Path, doc: dict[str, Any], junit: str, chart_svg: str) ->
         tmp.replace(run_dir / name)
 
 
-def verdict_table(doc: dict[str, Any]) -> str:
+def verdict_table(doc: rundir.ResultsDoc | dict[str, Any]) -> str:
     """The terminal's view: one row per check, then the verdict."""
     width = max([16] + [len(c["name"]) + 1 for c in doc["checks"]])
     rows = [f"{'check':<{width}} {'status':<6} summary"]

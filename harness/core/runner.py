@@ -72,7 +72,7 @@ class RunOutcome:
     scenario: str
     results: list[CheckResult]
     verdict: Status
-    doc: dict[str, Any]
+    doc: rundir.ResultsDoc
     infra_error: str = ""
     interrupted: str = ""
 
@@ -118,7 +118,7 @@ class _Run:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = {}
         self.info: dict[str, Any] = {"scenario": self.spec.name, "type": self.spec.type_name}
-        self.meta: dict[str, Any] = {
+        self.meta: rundir.RunMeta = {
             "scenario": self.spec.name, "type": self.spec.type_name,
             "planned": [c.name for c in self.planned], "options": opts.options,
             "vm": asdict(opts.vm), "accel": opts.accel,
