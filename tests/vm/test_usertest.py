@@ -166,3 +166,21 @@ def test_cgroup_control_swap_max_ignored_fails_the_named_case(tmp_path: Path) ->
     assert _case(doc, "memcontrol", CG_CASE) == "fail"
     assert _case(doc, "memcontrol", "test_memcg_subtree_control") == "pass"
     assert any(CG_CASE in n for n in _junit_failures(run_dir))
+
+
+def test_stress_ng_from_the_host_runs_shipped_with_its_libraries(tmp_path: Path) -> None:
+    """A second workload from outside, TOML only: the host's dynamic stress-ng in the busybox
+    guest. Its negative control: the same scenario without the [[ship]] (command not found)."""
+    rc, doc, _ = _run(tmp_path, "stress-ng-memory")
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert rc == 0, {n: c["summary"] for n, c in checks.items()}
+    for name in ("vm", "bigheap", "mmap"):
+        assert checks[name]["measurements"][f"{name}_bogo_ops"] >= 1
+    text = (PROJECT_ROOT / "scenarios" / "stress-ng-memory.toml").read_text()
+    unshipped = tmp_path / "unshipped.toml"
+    unshipped.write_text(text.replace('[[ship]]\nsrc = "/usr/bin/stress-ng"\n'
+                                      'dest = "/usr/bin/stress-ng"\n', ""))
+    assert "\n[[ship]]" not in unshipped.read_text()
+    rc, doc, _ = _run(tmp_path / "u", str(unshipped))
+    vm = next(c for c in doc["checks"] if c["name"] == "vm")
+    assert rc == 1 and vm["status"] == "fail", vm
