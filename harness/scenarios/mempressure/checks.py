@@ -18,7 +18,7 @@ from harness.console.known import KnownIssue
 from harness.core.plugin import CheckDef
 from harness.core.results import CheckResult, Expectation, Status, judged
 from harness.scenarios import console_rule
-from harness.scenarios.mempressure.reclaim import PAGE_SIZE, Pass
+from harness.scenarios.mempressure.reclaim import PAGE_SIZE, Interval, Pass
 from harness.scenarios.mempressure.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"
@@ -112,12 +112,35 @@ class Band:
     min_deficit_mib: int
 
 
+#: A request counts against the misses of its own and its two neighbouring 0.5 s intervals
+#: (a request is asynchronous: it may land in the next sample) up to this many times them,
+#: plus one chunk-sized allowance (1 MiB).
+BURST_CAP = 2.5
+
+
+def _capped_asks(ivs: Sequence[Interval]) -> int:
+    """Asked bytes, each interval's capped at BURST_CAP x the misses around it + 1 MiB.
+
+    vmpressure_prio()'s synthetic windows (direct reclaim at the critical priority) ask in one
+    burst without any scanning /proc/vmstat could see -- measured under MGLRU: 115 MiB asked
+    in an interval that missed 3 MiB, next to ones that missed 7 and 0. The cap keeps such a
+    burst from deciding the ratio, while a kernel that reports every pass twice (asks ~2x in
+    every interval) stays under it and is seen whole.
+    """
+    out = 0
+    for i, iv in enumerate(ivs):
+        around = sum(x.deficit_bytes for x in ivs[max(0, i - 1):i + 2])
+        out += min(iv.asked_bytes, int(BURST_CAP * around) + (1 << 20))
+    return out
+
+
 def asked_per_deficit(p: Pass | None, band: Band) -> Expectation:
     """Asked bytes against reclaim's own count of pages it scanned and could not reclaim.
 
-    Over the stress phase up to 1.5 s before any OOM kill (vmpressure_prio()'s synthetic
-    windows there ask without scanning). Below ``min_deficit_mib`` of misses there is
-    nothing to hold the asks against, and the expectation says so rather than guess.
+    Over the stress phase up to 1.5 s before any OOM kill, totals (a request may land in the
+    sample after the misses that caused it), with bursts that no scanning explains capped
+    (:func:`_capped_asks`). Below ``min_deficit_mib`` of misses there is nothing to hold the
+    asks against, and the expectation says so rather than guess.
     """
     what = "asked per byte reclaim missed (pgscan - pgsteal, /proc/vmstat)"
     expected = f"{band.low}..{band.high}"
@@ -129,9 +152,12 @@ def asked_per_deficit(p: Pass | None, band: Band) -> Expectation:
     if deficit < band.min_deficit_mib * 2**20:
         return Expectation(what, expected, f"reclaim missed only {deficit / 2**20:.1f} MiB "
                            f"(< {band.min_deficit_mib} MiB): not judged", True)
-    ratio = asked / deficit
+    capped = _capped_asks(ivs)
+    ratio = capped / deficit
+    burst = (f", {(asked - capped) / 2**20:.0f} MiB of unexplained bursts left out"
+             if asked - capped >= 1 << 20 else "")
     return Expectation(what, expected, f"{ratio:.2f} (asked {asked / 2**20:.0f} MiB, missed "
-                       f"{deficit / 2**20:.0f} MiB{', MGLRU' if p.mglru else ''})",
+                       f"{deficit / 2**20:.0f} MiB{burst}{', MGLRU' if p.mglru else ''})",
                        band.low <= ratio <= band.high)
 
 
