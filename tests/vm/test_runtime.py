@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InfraError
+from harness.image.build import NONCE_PARAM
 from harness.vm import Machine, VMConfig, pid_alive
 
 pytestmark = pytest.mark.vm
@@ -138,7 +139,10 @@ def test_guest_panic(vm: Machine) -> None:
 
 def test_boot_timeout_names_console(make_vm_config: Callable[..., VMConfig],
                                     tmp_path: Path) -> None:
-    cfg = make_vm_config(boot_timeout=1.5)
+    """A guest that boots but never says the marker this run waits for (its init takes
+    the last nonce on the command line) times out however fast the host is: a bare short
+    timeout raced a warm 2-core CI machine that booted in under 1.5 s."""
+    cfg = make_vm_config(boot_timeout=6.0, cmdline_extra=f"{NONCE_PARAM}=not-this-run")
     m = Machine(cfg, run_dir=tmp_path / "run")
     with pytest.raises(InfraError) as ei:
         m.start()
