@@ -99,7 +99,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"boot to SSH-ready ({args.accel}, -M {args.machine}): median "
+        print(f"boot to SSH-ready ({args.accel}, -M {args.machine or 'default'}): median "
               f"{result['median_s']} s of {args.n} (goal <= 4 s; load {load:.1f} on "
               f"{os.cpu_count()} CPUs)")
         if vng is not None:

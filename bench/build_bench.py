@@ -75,8 +75,9 @@ def rebuild_pair(tmp: Path, n: int) -> dict[str, object]:
         text = target.read_text()
         _atomic_write(target, text.replace(f"/* bench variant {n} */",
                                            f"/* bench variant {n} raw */", 1).encode())
-        cmd = ["make", "-C", str(kb.tree.root), f"O={kb.build_dir}", "ARCH=x86_64",
-               f"-j{os.cpu_count()}", "CC=ccache gcc", "HOSTCC=ccache gcc", "bzImage"]
+        arch = inputs.arch
+        cmd = ["make", "-C", str(kb.tree.root), f"O={kb.build_dir}", f"ARCH={arch.make_arch}",
+               f"-j{os.cpu_count()}", "CC=ccache gcc", "HOSTCC=ccache gcc", arch.make_target]
         t = time.monotonic()
         subprocess.run(cmd, env=kb.env, check=True, stdout=subprocess.DEVNULL)
         raw_s = time.monotonic() - t

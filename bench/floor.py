@@ -20,22 +20,26 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.arch import X86_64, Arch
 from harness.image.cpio import Entry, write_newc
-from harness.vm.argv import QBOOT, RunPaths, build_argv
+from harness.vm.argv import RunPaths, build_argv, firmware
 from harness.vm.config import VMConfig
 from harness.vm.ports import free_port
 from harness.vm.swap import make_swap_image
 
-INIT = b"#!/bin/busybox sh\n/bin/busybox reboot -f\n"
+
+def init_script(arch: Arch) -> bytes:
+    """The floor's /init: power off at once, the architecture's way."""
+    return f"#!/bin/busybox sh\n/bin/busybox {arch.poweroff}\n".encode()
 
 
-def floor_initrd(out: Path) -> Path:
-    """Write the reboot-at-once initramfs to ``out``."""
+def floor_initrd(out: Path, arch: Arch = X86_64) -> Path:
+    """Write the reboot-at-once initramfs to ``out`` (the architecture's static busybox)."""
     entries = [
         Entry.dir("/bin"), Entry.dir("/dev"),
-        Entry.file("/bin/busybox", Path("/bin/busybox").read_bytes(), 0o755),
+        Entry.file("/bin/busybox", arch.userland("/bin/busybox").read_bytes(), 0o755),
         Entry.chardev("/dev/console", 5, 1),
-        Entry.file("/init", INIT, 0o755),
+        Entry.file("/init", init_script(arch), 0o755),
     ]
     buf = io.BytesIO()
     write_newc(buf, entries)
@@ -44,18 +48,18 @@ def floor_initrd(out: Path) -> Path:
 
 
 def floor_boot(kernel: Path, ram_mib: int = 256, swap_mib: int = 256,
-               timeout: float = 120.0) -> float:
+               timeout: float = 120.0, arch: Arch = X86_64) -> float:
     """Wall seconds of one QEMU process from exec to exit (guest rebooted at /init)."""
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as d:
         run = Path(d)
         paths = RunPaths.in_dir(run, swap_mib > 0)
-        floor_initrd(paths.initrd)
+        floor_initrd(paths.initrd, arch)
         if paths.swap_image is not None:
             make_swap_image(paths.swap_image, swap_mib)
         cfg = VMConfig(kernel=kernel, initramfs=paths.initrd, ram_mib=ram_mib,
-                       swap_mib=swap_mib, accel="tcg")
+                       swap_mib=swap_mib, accel="tcg", arch=arch.name)
         argv = build_argv(cfg, paths, accel="tcg", ssh_port=free_port(), nonce="floor",
-                          bios=QBOOT if QBOOT.exists() else None)
+                          bios=firmware(arch))
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, cwd=run)
@@ -78,8 +82,8 @@ def main() -> int:
     ap.add_argument("--kernel", type=Path, required=True)
     ap.add_argument("-n", type=int, default=5)
     args = ap.parse_args()
-    if shutil.which("qemu-system-x86_64") is None:
-        raise SystemExit("qemu-system-x86_64 not found")
+    if shutil.which(X86_64.qemu) is None:
+        raise SystemExit(f"{X86_64.qemu} not found")
     times = [floor_boot(args.kernel) for _ in range(args.n)]
     print(f"floor boot: median {statistics.median(times):.3f} s of {args.n}: "
           + " ".join(f"{t:.2f}" for t in times))

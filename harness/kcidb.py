@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir
+from harness.arch import DEFAULT_ARCH
 from harness.console.known import KnownIssue
 from harness.console.types import Finding
 
@@ -113,7 +114,7 @@ def build_of(meta: Mapping[str, Any], artifact_dir: str | Path, checkout_id: str
     frags = [Path(str(f.get("path", ""))).stem for f in meta.get("fragments", [])]
     b: dict[str, Any] = {
         "id": _id("build", key[:24]), "origin": ORIGIN, "checkout_id": checkout_id,
-        "architecture": str(meta.get("arch", "x86_64")),
+        "architecture": str(meta.get("arch", DEFAULT_ARCH)),
         "config_name": "+".join([str(meta.get("base", "tinyconfig")), *frags]),
         "status": status,
         "misc": {"key": key, "kernel_release": meta.get("kernel_release"),

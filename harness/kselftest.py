@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import cachefile
+from harness.arch import X86_64, Arch
 from harness.errors import BuildError, SetupError, UsageError
 from harness.paths import cache_root
 
@@ -38,10 +39,10 @@ FORMAT = 1  # bump when the layout of a cache entry changes
 GUEST_ROOT = "/opt/kselftest"  # <target>/ lands under here, beside run_kselftest.sh
 SELFTESTS = Path("tools/testing/selftests")
 _TARGET_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
-# What a kselftest build reads besides the targets' own directories.
+# What a kselftest build reads besides the targets' own directories (and the architecture's
+# UAPI headers, Arch.uapi_dir).
 _COMMON_INPUTS = ("tools/include", "tools/scripts", "tools/build", "include/uapi",
-                  "arch/x86/include/uapi", "scripts/subarch.include", "Makefile",
-                  str(SELFTESTS / "kselftest"))
+                  "scripts/subarch.include", "Makefile", str(SELFTESTS / "kselftest"))
 _ERROR_RE = re.compile(r"(^|: )(fatal )?error: |undefined reference|cannot find -l|No rule to make "
                        r"target|failed: No such file")
 _ENV = {**os.environ, "LC_ALL": "C"}
@@ -109,12 +110,14 @@ def _outside_refs(tree: Path, target: str) -> list[str]:
                    if not m.group(1).startswith(("tools/", "usr/"))})
 
 
-def cache_key(tree: Path, what: Sequence[str], compiler: str, dirs: Sequence[str]) -> str:
+def cache_key(tree: Path, what: Sequence[str], compiler: str, dirs: Sequence[str],
+              arch: Arch = X86_64) -> str:
     """Hash of every file the build reads (as far as the Makefiles say) -- the ``dirs``
     (target directories) and the common inputs --, what is built, and the compiler."""
     h = hashlib.sha256(f"kselftest {FORMAT}\0{compiler}\0{' '.join(what)}\0".encode())
     inputs = [*_selftest_top_files(tree)]
-    rels = [*_COMMON_INPUTS, *(str(SELFTESTS / t) for t in dirs),
+    common = [*_COMMON_INPUTS[:4], arch.uapi_dir, *_COMMON_INPUTS[4:]]
+    rels = [*common, *(str(SELFTESTS / t) for t in dirs),
             *(r for t in dirs for r in _outside_refs(tree, t))]
     for rel in rels:
         inputs.extend(_files(tree, rel))
@@ -124,12 +127,18 @@ def cache_key(tree: Path, what: Sequence[str], compiler: str, dirs: Sequence[str
     return h.hexdigest()
 
 
-def _compiler() -> str:
+def _compiler(arch: Arch = X86_64) -> str:
     try:
-        return subprocess.run(["gcc", "--version"], capture_output=True, text=True,
+        return subprocess.run([arch.cc, "--version"], capture_output=True, text=True,
                               check=True, env=_ENV).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise SetupError("gcc", f"compiler not usable: {exc}") from exc
+        raise SetupError(arch.cc, f"compiler not usable: {exc}") from exc
+
+
+def cross_args(arch: Arch) -> list[str]:
+    """make's ARCH/CROSS_COMPILE for a target other than the host's (none on the host's)."""
+    return ([f"ARCH={arch.make_arch}", f"CROSS_COMPILE={arch.cross_compile}"]
+            if arch.cross_compile else [])
 
 
 def _first_error(output: str) -> str:
@@ -147,7 +156,7 @@ def _make(args: list[str], log_file: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _stage(tree: Path, work: Path, jobs: int, log_file: Path) -> Path:
+def _stage(tree: Path, work: Path, jobs: int, log_file: Path, arch: Arch = X86_64) -> Path:
     """A private tree: tools/ copied (kselftest writes there), every other top-level entry a
     symlink to the real tree (Makefiles read e.g. mm/gup_test.h); plus the tree's UAPI
     headers. Returns the headers' include dir."""
@@ -159,7 +168,8 @@ def _stage(tree: Path, work: Path, jobs: int, log_file: Path) -> Path:
         elif entry.name not in ("usr", ".git"):
             (src / entry.name).symlink_to(entry)
     hdr = work / "hdr"
-    proc = _make(["-C", str(tree), f"O={hdr}", f"-j{jobs}", "headers"], log_file)
+    proc = _make(["-C", str(tree), f"O={hdr}", f"-j{jobs}", *cross_args(arch), "headers"],
+                 log_file)
     if proc.returncode != 0:
         raise BuildError(f"{tree} make headers", _first_error(proc.stdout + proc.stderr),
                          (proc.stdout + proc.stderr)[-4000:])
@@ -182,13 +192,13 @@ def _build_target(src: Path, work: Path, target: str, common: list[str],
     return False
 
 
-def _dynamic_libs(install: Path) -> list[str]:
+def _dynamic_libs(install: Path, arch: Arch = X86_64) -> list[str]:
     from harness.image.build import shared_libs  # ldd: transitive closure + interpreter
 
     libs: set[str] = set()
     for f in install.rglob("*"):
         if f.is_file() and not f.is_symlink() and f.read_bytes()[:4] == b"\x7fELF":
-            libs.update(shared_libs(f))
+            libs.update(shared_libs(f, arch))
     return sorted(libs)
 
 
@@ -223,17 +233,18 @@ def _build_programs(src: Path, work: Path, target: str, progs: Sequence[str],
 
 
 def build_kselftests(tree: Path, targets: Sequence[str], programs: Sequence[str] = (),
-                     jobs: int | None = None) -> KselftestBuild:
+                     jobs: int | None = None, arch: Arch = X86_64) -> KselftestBuild:
     """Build and install whole ``targets`` (``make install``) and single ``programs``
-    ("target/program") from ``tree``, cached; a BuildError names the failing one."""
+    ("target/program") from ``tree`` for ``arch`` (cross-compiled when it is not the host's),
+    cached; a BuildError names the failing one."""
     targets, programs = tuple(targets), tuple(programs)
     validate_targets(tree, targets, f"{tree} kselftest", programs)
     if targets and shutil.which("rsync") is None:
         raise SetupError("rsync", "not found; kselftest's install target needs it "
                          "(apt-get install rsync)")
     prog_targets = sorted({split_program(p)[0] for p in programs})
-    key = cache_key(tree, [*targets, *programs, *(f"{t}/" for t in prog_targets)], _compiler(),
-                    [*targets, *prog_targets])
+    key = cache_key(tree, [*targets, *programs, *(f"{t}/" for t in prog_targets)],
+                    _compiler(arch), [*targets, *prog_targets], arch)
     parent = cache_root() / "kselftests"
     final = parent / key
     meta = final / "metadata.json"
@@ -246,9 +257,10 @@ def build_kselftests(tree: Path, targets: Sequence[str], programs: Sequence[str]
     try:
         log_file = work / "build.log"
         n = jobs or os.cpu_count() or 1
-        hdr = _stage(tree, work, n, log_file)
+        hdr = _stage(tree, work, n, log_file, arch)
         src = work / "src"
-        common = [f"O={work / 'obj'}", f"KHDR_INCLUDES=-isystem {hdr}", f"-j{n}"]
+        common = [f"O={work / 'obj'}", f"KHDR_INCLUDES=-isystem {hdr}", f"-j{n}",
+                  *cross_args(arch)]
         static = {}
         for t in targets:
             log.info("kselftest: building target %s", t)
@@ -265,7 +277,7 @@ def build_kselftests(tree: Path, targets: Sequence[str], programs: Sequence[str]
             progs = [split_program(p)[1] for p in programs if split_program(p)[0] == t]
             log.info("kselftest: building %s programs %s", t, ", ".join(progs))
             static[f"{t}/"] = _build_programs(src, work, t, progs, common, log_file)
-        libs = _dynamic_libs(work / "install")
+        libs = _dynamic_libs(work / "install", arch)
         shutil.rmtree(work / "src")
         shutil.rmtree(work / "obj", ignore_errors=True)
         shutil.rmtree(work / "hdr")

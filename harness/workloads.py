@@ -1,8 +1,9 @@
 """Build the C programs that run in the guest (``workloads/<name>/*.c``).
 
 Every ``.c`` file of a workload directory is one static program, compiled
-with ``gcc -static -O2 -Wall -Wextra -Werror -pthread`` so that it runs in
-the busybox-only guest. Results are cached under
+with ``gcc -static -O2 -Wall -Wextra -Werror -pthread`` (the guest architecture's compiler:
+``aarch64-linux-gnu-gcc`` for arm64) so that it runs in the busybox-only guest. Results are
+cached under
 ``cache_root()/workloads/<key>/`` where the key hashes the sources and the
 compiler's ``--version``: a source edit or a compiler upgrade rebuilds,
 anything else reuses. A build goes to a temporary directory first and is
@@ -22,12 +23,12 @@ import tempfile
 from pathlib import Path
 
 from harness import cachefile
+from harness.arch import X86_64, Arch
 from harness.errors import BuildError, SetupError
 from harness.paths import PROJECT_ROOT, cache_root
 
 log = logging.getLogger(__name__)
 
-CC = "gcc"
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread")
 _ERROR_RE = re.compile(r"(^|: )(fatal )?error: ")
 # Plain ASCII diagnostics whatever the host locale.
@@ -39,15 +40,15 @@ def workloads_root() -> Path:
     return PROJECT_ROOT / "workloads"
 
 
-def _compiler_version() -> str:
+def _compiler_version(cc: str = X86_64.cc) -> str:
     try:
         out = subprocess.run(
-            [CC, "--version"], capture_output=True, text=True, check=True, env=_GCC_ENV
+            [cc, "--version"], capture_output=True, text=True, check=True, env=_GCC_ENV
         )
     except FileNotFoundError as exc:
-        raise SetupError(CC, "compiler not found; install gcc") from exc
+        raise SetupError(cc, "compiler not found; run scripts/bootstrap") from exc
     except subprocess.CalledProcessError as exc:
-        raise SetupError(CC, f"'{CC} --version' failed", exc.stderr) from exc
+        raise SetupError(cc, f"'{cc} --version' failed", exc.stderr) from exc
     return out.stdout
 
 
@@ -73,8 +74,9 @@ def _binaries(directory: Path, sources: list[Path]) -> dict[str, Path]:
     return {src.stem: directory / src.stem for src in sources}
 
 
-def build_workload(name: str, root: Path | None = None) -> dict[str, Path]:
-    """Compile every ``<root>/<name>/*.c`` statically; return ``{program: path}``.
+def build_workload(name: str, root: Path | None = None,
+                   arch: Arch = X86_64) -> dict[str, Path]:
+    """Compile every ``<root>/<name>/*.c`` statically for ``arch``; return ``{program: path}``.
 
     ``root`` defaults to the project's ``workloads/`` directory. Raises
     :class:`UsageError`-family :class:`BuildError` (culprit: the ``.c`` file)
@@ -85,7 +87,8 @@ def build_workload(name: str, root: Path | None = None) -> dict[str, Path]:
     if not sources:
         raise BuildError(str(src_dir), f"workload '{name}' has no .c sources")
 
-    key = _cache_key(sources, _compiler_version())
+    cc = arch.cc
+    key = _cache_key(sources, _compiler_version(cc))
     parent = cache_root() / "workloads"
     final = parent / key
     if cachefile.verified(final, f"workload {name}"):
@@ -99,7 +102,7 @@ def build_workload(name: str, root: Path | None = None) -> dict[str, Path]:
     try:
         for src in sources:
             out = tmp / src.stem
-            cmd = [CC, *CFLAGS, "-o", str(out), str(src)]
+            cmd = [cc, *CFLAGS, "-o", str(out), str(src)]
             log.info("workload %s: compiling %s", name, src.name)
             proc = subprocess.run(cmd, capture_output=True, text=True, env=_GCC_ENV)
             if proc.returncode != 0:

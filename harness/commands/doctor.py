@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import X86_64
 from harness.kernel.source import DEFAULT_TARBALL
 from harness.paths import cache_root
 from harness.vm import accel
@@ -55,7 +56,7 @@ def _tool(name: str, cmd: list[str]) -> Check:
 
 def _any_kernel() -> Path | None:
     """A kernel to probe KVM with: any artifact the harness has built (newest first)."""
-    kernels = sorted((cache_root() / "artifacts").glob("*/bzImage"),
+    kernels = sorted((cache_root() / "artifacts").glob(f"*/{X86_64.image_name}"),
                      key=lambda p: p.stat().st_mtime, reverse=True)
     return kernels[0] if kernels else None
 
@@ -101,9 +102,9 @@ def run_checks() -> list[Check]:
     tarball = Check("kernel source", DEFAULT_TARBALL.is_file(),
                     f"{DEFAULT_TARBALL}" if DEFAULT_TARBALL.is_file() else
                     f"{DEFAULT_TARBALL} not found (apt-get install linux-source-6.12)")
-    qboot = "/usr/share/qemu/qboot.rom"
+    qboot = str(X86_64.bios)
     checks = [
-        _tool("qemu", ["qemu-system-x86_64", "--version"]),
+        _tool("qemu", [X86_64.qemu, "--version"]),
         Check("qboot", os.path.exists(qboot), qboot if os.path.exists(qboot) else
               "absent: SeaBIOS is used (slower boot)"),
         tarball,

@@ -28,7 +28,9 @@ from typing import Any
 import jinja2
 
 from harness import cachefile
+from harness.arch import X86_64, Arch
 from harness.errors import SetupError, UsageError
+from harness.image import elf
 from harness.image.cpio import Entry, write_newc
 from harness.paths import PROJECT_ROOT, cache_root
 
@@ -76,13 +78,17 @@ def render_init(recipe_dir: Path = RECIPE_DIR) -> str:
 _LDD_RE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
 
 
-def shared_libs(binary: Path) -> list[str]:
+def shared_libs(binary: Path, arch: Arch = X86_64) -> list[str]:
     """Absolute paths of the shared libraries and ELF interpreter ``binary`` needs.
 
-    ``ldd`` already resolves the full transitive closure and names the
-    interpreter, which is exactly the set the guest's loader will look for.
+    On the host's own architecture ``ldd`` resolves the full transitive closure and names
+    the interpreter, which is exactly the set the guest's loader will look for. For another
+    architecture's program (``ldd`` would have to run it) :func:`harness.image.elf.resolve_libs`
+    reads the ELF and finds the same set in that architecture's multiarch directories.
     A static binary yields an empty list.
     """
+    if not arch.native:
+        return elf.resolve_libs(binary, arch.lib_dirs)
     proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         if "not a dynamic executable" in proc.stdout + proc.stderr:
@@ -98,12 +104,14 @@ def shared_libs(binary: Path) -> list[str]:
     return sorted(set(libs))
 
 
-def with_shared_libs(files: Mapping[str, Path], what: str) -> dict[str, Path]:
+def with_shared_libs(files: Mapping[str, Path], what: str,
+                     arch: Arch = X86_64) -> dict[str, Path]:
     """``files`` ({guest path: host path}) plus the shared libraries and ELF interpreter of
     every dynamic ELF among them (inside shipped directories too), at the same paths in the
     guest as on the host -- what lets a developer's own dynamic program, or the host's
     stress-ng, run in the busybox guest. A library the host lacks is exit 2, naming ``what``
-    (``--ship``, a TOML's ``[[ship]]``), the binary and the library."""
+    (``--ship``, a TOML's ``[[ship]]``), the binary and the library; so is a program of
+    another architecture than the guest's ``arch``."""
     out = dict(files)
     for src in files.values():
         cands = ([src] if src.is_file() else
@@ -111,10 +119,15 @@ def with_shared_libs(files: Mapping[str, Path], what: str) -> dict[str, Path]:
                  if src.is_dir() else [])
         for p in cands:
             with p.open("rb") as f:
-                if f.read(4) != b"\x7fELF":
-                    continue
+                head = f.read(64)
+            if not elf.is_elf(head):
+                continue
+            machine = elf.elf_machine(head)
+            if machine != arch.elf_machine:
+                raise UsageError(f"{what} {src}", f"{p} is a {elf.MACHINES.get(machine, machine)}"
+                                 f" program; the guest is {arch.name}")
             try:
-                libs = shared_libs(p)
+                libs = shared_libs(p, arch)
             except SetupError as exc:
                 raise UsageError(f"{what} {src}", f"{p}: {exc.message}") from exc
             for lib in libs:
@@ -122,15 +135,40 @@ def with_shared_libs(files: Mapping[str, Path], what: str) -> dict[str, Path]:
     return out
 
 
-def _busybox_applets(busybox: Path) -> list[str]:
+def _busybox_applets(busybox: Path, arch: Arch = X86_64) -> list[str]:
+    if not arch.native:
+        return applets_from_binary(busybox.read_bytes(), str(busybox))
     proc = subprocess.run([str(busybox), "--list"], capture_output=True, text=True, check=True)
     return sorted(a for a in proc.stdout.split() if a and "/" not in a and a != "busybox")
+
+
+_APPLET_TABLE = b"[\0[[\0"
+_APPLET_NAME = re.compile(rb"[\x21-\x7e]+")
+
+
+def applets_from_binary(data: bytes, what: str) -> list[str]:
+    """A busybox's applet names without running it (another architecture's): its
+    ``applet_names`` table, the sorted NUL-separated names that start with ``[`` and ``[[``
+    (measured: the same 269 names as ``busybox --list`` for Debian 12's amd64 and arm64
+    busybox-static)."""
+    i = data.find(_APPLET_TABLE)
+    if i < 0:
+        raise SetupError(what, "no applet table found: is it a busybox with the test applets?")
+    out = []
+    while True:
+        j = data.index(b"\0", i)
+        name = data[i:j]
+        if not name or not _APPLET_NAME.fullmatch(name):
+            break
+        out.append(name.decode())
+        i = j + 1
+    return sorted(a for a in out if "/" not in a and a != "busybox")
 
 
 def _read_host(path: str | Path, why: str) -> bytes:
     p = Path(path)
     if not p.exists():
-        raise SetupError(str(p), f"missing on the host (needed for {why}); install the package")
+        raise SetupError(str(p), f"missing on the host (needed for {why}); run scripts/bootstrap")
     return p.read_bytes()
 
 
@@ -140,9 +178,11 @@ def load_manifest(recipe_dir: Path = RECIPE_DIR) -> dict[str, Any]:
 
 
 def collect_entries(
-    extra_files: dict[str, Path] | None = None, recipe_dir: Path = RECIPE_DIR
+    extra_files: dict[str, Path] | None = None, recipe_dir: Path = RECIPE_DIR,
+    arch: Arch = X86_64,
 ) -> list[Entry]:
-    """Every archive member of the base image, in no particular order."""
+    """Every archive member of the base image, in no particular order. The manifest's host
+    programs are ``arch``'s (under its userland root); their libraries its multiarch ones."""
     man = load_manifest(recipe_dir)
     entries: dict[str, Entry] = {}
 
@@ -150,15 +190,15 @@ def collect_entries(
         entries[e.path] = e
 
     bb = man["busybox"]
-    bb_path = Path(bb["host"])
+    bb_path = arch.userland(bb["host"])
     add(Entry.file(f"{bb['applet_dir']}/busybox", _read_host(bb_path, "busybox"), 0o755))
-    for applet in _busybox_applets(bb_path):
+    for applet in _busybox_applets(bb_path, arch):
         add(Entry.symlink(f"{bb['applet_dir']}/{applet}", "busybox"))
 
     for b in man.get("binary", []):
-        host = Path(b["host"])
+        host = arch.userland(b["host"])
         add(Entry.file(b["guest"], _read_host(host, b["guest"]), 0o755))
-        for lib in shared_libs(host):
+        for lib in shared_libs(host, arch):
             add(Entry.file(lib, _read_host(os.path.realpath(lib), str(host)), 0o755))
 
     for guest, target in man.get("symlinks", {}).items():
@@ -190,14 +230,15 @@ def _entries_key(entries: list[Entry]) -> str:
 
 
 def build_image(
-    extra_files: dict[str, Path] | None = None, recipe_dir: Path = RECIPE_DIR
+    extra_files: dict[str, Path] | None = None, recipe_dir: Path = RECIPE_DIR,
+    arch: Arch = X86_64,
 ) -> GuestImage:
     """Build (or reuse from the cache) the base initramfs.
 
     ``extra_files`` maps guest paths to host files baked in at build time (a
     test's binaries); they take part in the cache key.
     """
-    entries = collect_entries(extra_files, recipe_dir)
+    entries = collect_entries(extra_files, recipe_dir, arch)
     fmt = load_manifest(recipe_dir).get("format", 0)
     key = f"{fmt}-{_entries_key(entries)}"
     out_dir = cache_root() / "images" / key

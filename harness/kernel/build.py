@@ -4,7 +4,8 @@ Flow: resolve the source -> load the series -> compute the cache key from the
 inputs -> on a hit return at once; otherwise, under a per-lineage lock, sync
 the harness's own work tree (base + series), configure in the persistent
 build directory (base config + fragments, ``olddefconfig``, verify every
-requested option survived), ``make bzImage`` through ccache with pinned
+requested option survived), ``make <the architecture's image>`` (bzImage, Image) through
+ccache, cross-compiled where the architecture is not the host's, with pinned
 KBUILD_BUILD_* variables, then copy the outputs into a temp directory and
 rename it into the cache. A half-built artifact never sits under its final
 name, whatever interrupts the build.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import cachefile
+from harness.arch import DEFAULT_ARCH, DEFAULT_PAGE_SIZE, Arch, get_arch
 from harness.errors import BuildError, SetupError, UsageError
 from harness.kernel import buildlog, configstamp, kconfig
 from harness.kernel.progress import DEFAULT_TOTAL_ESTIMATE, ProgressCallback, ProgressTracker
@@ -40,7 +42,6 @@ from harness.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
-ARCH = "x86_64"
 RECIPE_VERSION = "1"  # bump when the build procedure changes what it produces
 CONFIG_DIR = PROJECT_ROOT / "kernel-config"
 DEFAULT_SERIES = (PROJECT_ROOT / "patches" / "mempressure-shrinker",)
@@ -65,6 +66,8 @@ class BuildRequest:
     fragments: tuple[str, ...] = DEFAULT_FRAGMENTS
     base: str = "tinyconfig"
     jobs: int | None = None
+    arch: str = DEFAULT_ARCH  # a name in harness.arch.ARCHES
+    page_size: str | None = None  # "4k", "16k", "64k" (None: the architecture's default)
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,13 @@ class Artifact:
     metadata: dict[str, Any] = field(compare=False)
 
     @property
+    def arch(self) -> Arch:
+        return get_arch(str(self.metadata.get("arch", DEFAULT_ARCH)))
+
+    @property
     def bzimage(self) -> Path:
-        return self.dir / "bzImage"
+        """The bootable kernel image (``bzImage`` on x86_64, ``Image`` on arm64)."""
+        return self.dir / self.arch.image_name
 
     @property
     def config(self) -> Path:
@@ -93,10 +101,10 @@ class Artifact:
 
 
 @cache
-def toolchain_id() -> str:
+def toolchain_id(cross_compile: str = "") -> str:
     """Compiler and linker versions: a different toolchain is a different kernel."""
     parts = []
-    for cmd in (["gcc", "--version"], ["ld", "--version"]):
+    for cmd in ([f"{cross_compile}gcc", "--version"], [f"{cross_compile}ld", "--version"]):
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         except (OSError, subprocess.CalledProcessError) as exc:
@@ -117,27 +125,34 @@ class ResolvedInputs:
     fragments: list[tuple[Path, bytes]]
     base: str
     base_text: bytes | None
+    arch: Arch
+    page_size: str | None = None
 
     def cache_key(self) -> str:
         doc = {
             "recipe": RECIPE_VERSION,
-            "arch": ARCH,
+            "arch": self.arch.name,
             "source": self.source.identity,
             "series": [f"{p.strip}:{p.sha256}" for p in self.patches],
             "base": self.base if self.base_text is None else _sha256(self.base_text),
             "fragments": [_sha256(data) for _, data in self.fragments],
-            "toolchain": toolchain_id(),
+            "toolchain": toolchain_id(self.arch.cross_compile),
         }
         return _sha256(json.dumps(doc, sort_keys=True).encode())
 
 
 def resolve_inputs(req: BuildRequest) -> ResolvedInputs:
-    """Validate and read every input up front, before any long work starts."""
+    """Validate and read every input up front, before any long work starts.
+
+    The architecture's own fragments (``kernel-config/arch-*.config``: its console, its PCI
+    host, its page size) come after the requested ones, so that they win."""
+    arch = get_arch(req.arch)
+    arch_frags = (*arch.fragments, *arch.page_fragment(req.page_size))
     patches: list[Patch] = []
     for s in req.series:
         patches += load_series(Path(s))
     frags = []
-    for name in req.fragments:
+    for name in (*req.fragments, *arch_frags):
         path = kconfig.resolve_fragment(name, CONFIG_DIR)
         data = path.read_bytes()
         kconfig.parse_config(data.decode(), str(path))  # syntax errors now, not after 10 min
@@ -150,7 +165,7 @@ def resolve_inputs(req: BuildRequest) -> ResolvedInputs:
                              f"neither a config file nor one of {', '.join(BASE_TARGETS)}")
         base_text = bp.read_bytes()
     source = resolve_source(req.source, req.rev)
-    return ResolvedInputs(source, patches, frags, req.base, base_text)
+    return ResolvedInputs(source, patches, frags, req.base, base_text, arch, req.page_size)
 
 
 def cached_artifact(key: str) -> Artifact | None:
@@ -188,8 +203,9 @@ def _ccache_available() -> bool:
     return shutil.which("ccache") is not None
 
 
-def _cc() -> str:
-    return "ccache gcc" if _ccache_available() else "gcc"
+def _cc(cross_compile: str = "") -> str:
+    cc = f"{cross_compile}gcc"
+    return f"ccache {cc}" if _ccache_available() else cc
 
 
 def _ccache_stats(env: dict[str, str]) -> dict[str, int]:
@@ -247,10 +263,13 @@ class KernelBuilder:
 
     def _make(self, *targets: str, kconfig_file: str | None = None,
               tracker: ProgressTracker | None = None, log_file: Path | None = None) -> str:
-        cmd = ["make", "-C", str(self.tree.root), f"O={self.build_dir}", f"ARCH={ARCH}",
-               f"-j{self.jobs}"]
+        arch = self.inputs.arch
+        cmd = ["make", "-C", str(self.tree.root), f"O={self.build_dir}",
+               f"ARCH={arch.make_arch}", f"-j{self.jobs}"]
+        if arch.cross_compile:
+            cmd.append(f"CROSS_COMPILE={arch.cross_compile}")
         if _ccache_available():
-            cmd += [f"CC={_cc()}", f"HOSTCC={_cc()}"]
+            cmd += [f"CC={_cc(arch.cross_compile)}", f"HOSTCC={_cc()}"]
         if kconfig_file:
             cmd.append(f"KCONFIG_CONFIG={kconfig_file}")
         cmd += list(targets)
@@ -326,12 +345,12 @@ class KernelBuilder:
         """What configure reads, for the skip decision (call after the tree is synced)."""
         i = self.inputs
         return configstamp.ConfigureInputs(
-            recipe=f"{RECIPE_VERSION}/{configstamp.CONFIGURE_RECIPE}", arch=ARCH,
+            recipe=f"{RECIPE_VERSION}/{configstamp.CONFIGURE_RECIPE}", arch=i.arch.name,
             source=i.source.identity,
             base=i.base if i.base_text is None else "sha256:" + _sha256(i.base_text),
             fragments=tuple(_sha256(data) for _, data in i.fragments),
             kconfig_overlay=configstamp.kconfig_overlay(self.tree.overlay),
-            toolchain=toolchain_id(), cc=_cc())
+            toolchain=toolchain_id(i.arch.cross_compile), cc=_cc(i.arch.cross_compile))
 
     def configure_if_needed(self, tracker: ProgressTracker) -> tuple[str, str | None]:
         """(final config text, why configure ran -- None if skipped).
@@ -373,7 +392,7 @@ class KernelBuilder:
         before = _ccache_stats(self.env)
         tracker.set_stage("compile")
         try:
-            self._make("bzImage", tracker=tracker, log_file=self.log_path)
+            self._make(self.inputs.arch.make_target, tracker=tracker, log_file=self.log_path)
         except OSError as exc:
             raise BuildError("disk", f"build I/O failed: {exc}") from exc
         after = _ccache_stats(self.env)
@@ -393,8 +412,9 @@ class KernelBuilder:
             "fragments": [{"path": str(p), "sha256": _sha256(d)} for p, d in self.inputs.fragments],
             "base": self.inputs.base,
             "config_sha256": _sha256(final_config.encode()),
-            "toolchain": toolchain_id(),
-            "arch": ARCH,
+            "toolchain": toolchain_id(self.inputs.arch.cross_compile),
+            "arch": self.inputs.arch.name,
+            "page_size": self.inputs.page_size or DEFAULT_PAGE_SIZE,
             "files_changed_by_sync": changed,
             "configure": configure_reason or "skipped: inputs and .config unchanged",
             "objects_compiled": tracker.compiled,
@@ -421,7 +441,8 @@ class KernelBuilder:
         final = root / key[:24]
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         try:
-            shutil.copy2(self.build_dir / "arch/x86/boot/bzImage", tmp / "bzImage")
+            arch = self.inputs.arch
+            shutil.copy2(self.build_dir / arch.image_path, tmp / arch.image_name)
             shutil.copy2(self.build_dir / "System.map", tmp / "System.map")
             shutil.copy2(self.log_path, tmp / "build.log")
             (tmp / "config").write_text(final_config)

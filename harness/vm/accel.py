@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from harness import rundir
+from harness.arch import X86_64, Arch
 from harness.errors import InfraError, UsageError
 from harness.paths import cache_root
 from harness.proc import die_with_parent
@@ -59,7 +60,7 @@ def _qemu_version(qemu: str) -> str:
         return "unknown"
 
 
-def verdict_key(qemu: str = "qemu-system-x86_64") -> str:
+def verdict_key(qemu: str = X86_64.qemu) -> str:
     """What a KVM verdict depends on: host kernel, QEMU build, CPU model."""
     return f"{platform.release()} | {_qemu_version(qemu)} | {_cpu_model()}"
 
@@ -90,7 +91,7 @@ def save_verdict(key: str, kvm_boots: bool, reason: str, path: Path | None = Non
     os.replace(tmp, path)
 
 
-def probe_kvm(kernel: Path, timeout: float = 6.0, qemu: str = "qemu-system-x86_64") -> str | None:
+def probe_kvm(kernel: Path, timeout: float = 6.0, arch: Arch = X86_64) -> str | None:
     """Boot ``kernel`` under KVM; None if its first console line appears in time, else why not.
 
     No initramfs and no disk: the kernel will panic at mount-root, which is
@@ -100,10 +101,11 @@ def probe_kvm(kernel: Path, timeout: float = 6.0, qemu: str = "qemu-system-x86_6
     with tempfile.TemporaryDirectory(prefix="harness-kvmprobe-") as d:
         console = Path(d) / rundir.CONSOLE
         argv = [
-            qemu, "-accel", "kvm", "-M", "q35", "-m", "128M", "-nodefaults",
+            arch.qemu, "-accel", "kvm", "-M", arch.kvm_probe_machine, "-m", "128M",
+            *(["-cpu", arch.kvm_cpu] if arch.kvm_cpu else []), "-nodefaults",
             "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", str(kernel),
-            "-append", "console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1",
+            "-append", probe_cmdline(arch),
             "-serial", f"file:{console}",
         ]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -129,17 +131,30 @@ def probe_kvm(kernel: Path, timeout: float = 6.0, qemu: str = "qemu-system-x86_6
                 proc.stderr.close()
 
 
+def probe_cmdline(arch: Arch) -> str:
+    """The probe's kernel command line: the first console line appears at once."""
+    early = (f" earlyprintk=serial,{arch.console},115200" if arch.console == "ttyS0"
+             else " earlycon")
+    return f"console={arch.console}{early} panic=-1"
+
+
 def resolve_accel(requested: str, kernel: Path, *, probe_timeout: float = 6.0,
-                  verdict_path: Path | None = None) -> str:
+                  verdict_path: Path | None = None, arch: Arch = X86_64) -> str:
     """Turn ``auto|kvm|tcg`` into ``kvm`` or ``tcg``.
 
     ``kvm`` is honoured only if /dev/kvm is usable (else InfraError: the user
-    asked for something this machine cannot do). ``auto`` picks KVM only if a
+    asked for something this machine cannot do) and the guest's architecture is the
+    host's (else UsageError naming ``--accel kvm``). ``auto`` picks KVM only if a
     guest has been seen to boot under it here, and says once when it falls back.
     """
     global _warned
     if requested == "tcg":
         return "tcg"
+    if requested in ("kvm", "auto") and not arch.native:
+        if requested == "kvm":
+            raise UsageError("--accel kvm", f"an {arch.name} guest cannot use KVM on this "
+                             f"{platform.machine()} host: use --accel tcg")
+        return "tcg"  # emulation is the only way: nothing to warn about
     if requested == "kvm":
         if not kvm_usable():
             raise InfraError("--accel kvm", "/dev/kvm is missing or not accessible")
@@ -150,13 +165,13 @@ def resolve_accel(requested: str, kernel: Path, *, probe_timeout: float = 6.0,
         reason = "/dev/kvm missing or not accessible"
         verdict: bool | None = False
     else:
-        key = verdict_key()
+        key = verdict_key(arch.qemu)
         verdict = load_verdict(key, verdict_path)
         reason = "cached verdict"
         if verdict is None:
             log.info("probing whether a guest boots under KVM (up to %.0f s, once per machine)",
                      probe_timeout)
-            why = probe_kvm(kernel, probe_timeout)
+            why = probe_kvm(kernel, probe_timeout, arch)
             verdict = why is None
             reason = why or "guest boots under KVM"
             save_verdict(key, verdict, reason, verdict_path)

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import rundir
+from harness.arch import Arch
 from harness.image.build import NONCE_PARAM
 from harness.vm.config import VMConfig
 
-QEMU = "qemu-system-x86_64"
-QBOOT = Path("/usr/share/qemu/qboot.rom")
 #: virtio-serial port the guest writes its event stream to; the host reads the file QEMU
 #: fills (``RunPaths.events_log``), so events reach the host without an SSH command per poll.
 EVENTS_PORT = "harness.events"
@@ -44,15 +43,21 @@ class RunPaths:
 def kernel_cmdline(cfg: VMConfig, nonce: str) -> str:
     """The guest kernel's command line.
 
-    ``panic=-1`` + ``-no-reboot``: a panicking guest makes QEMU exit, never hang.
-    ``no_timer_check``: under TCG on a loaded host the IO-APIC timer check can
-    fail spuriously and panic the boot ("IO-APIC + timer doesn't work!"); seen
-    here with ``-M pc`` at load 8 on 2 cores.
+    ``panic=-1`` + ``-no-reboot``: a panicking guest makes QEMU exit, never hang. The
+    console device and any parameter of the architecture's own (x86_64's ``no_timer_check``)
+    come from its record in :mod:`harness.arch`.
     """
-    parts = ["console=ttyS0", "panic=-1", "no_timer_check", f"{NONCE_PARAM}={nonce}"]
+    arch = cfg.arch_record
+    parts = [f"console={arch.console}", "panic=-1", *arch.cmdline, f"{NONCE_PARAM}={nonce}"]
     if cfg.cmdline_extra.strip():
         parts.append(cfg.cmdline_extra.strip())
     return " ".join(parts)
+
+
+def firmware(arch: Arch) -> Path | None:
+    """The architecture's -bios file when it is installed (qboot for x86_64: measured 0.45 s
+    faster per boot than SeaBIOS under TCG on this project's machines), else None."""
+    return arch.bios if arch.bios is not None and arch.bios.exists() else None
 
 
 def build_argv(
@@ -63,18 +68,20 @@ def build_argv(
     ssh_port: int,
     nonce: str,
     bios: Path | None = None,
-    qemu: str = QEMU,
+    qemu: str | None = None,
 ) -> list[str]:
     """Build QEMU's argv. ``accel`` is the resolved "kvm" or "tcg", never "auto".
 
-    ``bios`` is normally :data:`QBOOT` when installed: measured 0.45 s faster
-    per boot than SeaBIOS under TCG on this project's machines.
+    ``bios`` is normally :func:`firmware` of the architecture; ``qemu`` defaults to the
+    architecture's binary.
     """
     if accel not in ("kvm", "tcg"):
         raise ValueError(f"accel must be resolved to kvm or tcg, not {accel!r}")
+    arch = cfg.arch_record
     argv = [
-        qemu,
-        "-M", cfg.machine,
+        qemu or arch.qemu,
+        "-M", cfg.qemu_machine,
+        *(["-cpu", cpu] if (cpu := arch.cpu_for(accel)) else []),
         "-accel", accel,
         "-m", f"{cfg.ram_mib}M",
         "-smp", str(cfg.smp),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.arch import DEFAULT_ARCH, Arch, get_arch
 from harness.errors import UsageError
 
 ACCELS = ("auto", "kvm", "tcg")
@@ -44,10 +45,20 @@ class VMConfig:
     cmdline_extra: str = ""
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT_S
     run_timeout: float | None = None
-    machine: str = "q35"
+    machine: str = ""  # -M; "" = the architecture's (q35, virt)
+    arch: str = DEFAULT_ARCH  # a name in harness.arch.ARCHES: QEMU binary, console, CPU
+
+    @property
+    def arch_record(self) -> Arch:
+        return get_arch(self.arch)
+
+    @property
+    def qemu_machine(self) -> str:
+        return self.machine or self.arch_record.machine
 
     def validate(self) -> None:
         """Raise UsageError for options no QEMU run could satisfy."""
+        get_arch(self.arch)
         if self.accel not in ACCELS:
             raise UsageError("--accel", f"must be one of {', '.join(ACCELS)}, not {self.accel!r}")
         if self.ram_mib < MIN_RAM_MIB:

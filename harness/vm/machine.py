@@ -34,7 +34,7 @@ from harness.image import READY_PREFIX, RunKeys, combined_initrd, make_run_keys
 from harness.paths import runs_root
 from harness.proc import die_with_parent
 from harness.vm.accel import resolve_accel
-from harness.vm.argv import QBOOT, RunPaths, build_argv
+from harness.vm.argv import RunPaths, build_argv, firmware
 from harness.vm.config import VMConfig
 from harness.vm.ports import free_port
 from harness.vm.preflight import preflight
@@ -189,7 +189,7 @@ class Machine:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run_dir, 0o700)
-        self.accel = resolve_accel(cfg.accel, Path(cfg.kernel))
+        self.accel = resolve_accel(cfg.accel, Path(cfg.kernel), arch=cfg.arch_record)
         keys = make_run_keys()
         sock = self.run_dir / "qmp.sock"
         qmp_path = sock
@@ -212,7 +212,7 @@ class Machine:
 
     def _launch_with_port(self, paths: RunPaths, nonce: str) -> None:
         """Start QEMU; if another process took the SSH forward port meanwhile, try another."""
-        bios = QBOOT if QBOOT.exists() else None
+        bios = firmware(self.cfg.arch_record)
         for _attempt in range(3):
             self.ssh_port = free_port()
             self.argv = build_argv(self.cfg, paths, accel=self.accel, ssh_port=self.ssh_port,
@@ -278,7 +278,7 @@ class Machine:
         self._stderr_file = open(self.run_dir / "qemu-stderr.log", "wb")  # noqa: SIM115
         qemu = self.argv[0]
         if shutil.which(qemu) is None:
-            raise InfraError(qemu, "QEMU not found; install qemu-system-x86")
+            raise InfraError(qemu, f"QEMU not found; install {self.cfg.arch_record.qemu_package}")
         log.debug("launching: %s", shlex.join(self.argv))
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=self._stderr_file,

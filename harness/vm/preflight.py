@@ -11,8 +11,10 @@ is the thin shell that reads the host and the file.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
+from harness.arch import ARM64, X86_64, Arch
 from harness.errors import UsageError
 from harness.vm.config import MIN_RAM_MIB, VMConfig
 
@@ -32,6 +34,13 @@ INITRD_ADDR_MAX_OFFSET = 0x22C
 #: at least 2.00 to load an initrd at all.
 MIN_BOOT_PROTOCOL = 0x0206
 HEADER_BYTES = 0x230
+#: arm64 boot protocol (Documentation/arch/arm64/booting.rst): the 64-byte image header has
+#: "ARM\x64" at 56 and, in its flags at 24, the kernel's page size in bits 1-2.
+ARM64_MAGIC = b"ARM\x64"
+ARM64_MAGIC_OFFSET = 56
+ARM64_FLAGS_OFFSET = 24
+ARM64_HEADER_BYTES = 64
+ARM64_PAGE_SIZES = {1: "4k", 2: "16k", 3: "64k"}
 
 
 def memtotal_mib(meminfo: str) -> int | None:
@@ -70,6 +79,9 @@ def check_bzimage(header: bytes, path: Path) -> None:
                          "an x86 boot header")
     magic = header[HDR_MAGIC_OFFSET:HDR_MAGIC_OFFSET + 4]
     if magic != HDR_MAGIC:
+        if header[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC:
+            raise UsageError(culprit, "is an arm64 Image, not a bzImage: boot it with "
+                             "--arch arm64")
         raise UsageError(culprit, f"not a bzImage: no 'HdrS' boot header magic at 0x202 "
                          f"(found {magic!r})")
     (flag,) = struct.unpack_from("<H", header, BOOT_FLAG_OFFSET)
@@ -86,6 +98,41 @@ def check_bzimage(header: bytes, path: Path) -> None:
                          "(initrd_addr_max is 0)")
 
 
+def arm64_page_size(header: bytes) -> str | None:
+    """The page size an arm64 Image header declares ("4k", "16k", "64k"), None if unstated."""
+    if len(header) < ARM64_HEADER_BYTES:
+        return None
+    (flags,) = struct.unpack_from("<Q", header, ARM64_FLAGS_OFFSET)
+    return ARM64_PAGE_SIZES.get((flags >> 1) & 3)
+
+
+def check_arm64_image(header: bytes, path: Path) -> None:
+    """``header`` must be an uncompressed arm64 Image (what -kernel boots on -M virt)."""
+    culprit = f"--kernel {path}"
+    if header.startswith(b"\x7fELF"):
+        raise UsageError(culprit, "is an ELF file (vmlinux?), not an arm64 Image: "
+                         f"pass {ARM64.image_path}")
+    if header.startswith(b"\x1f\x8b"):
+        raise UsageError(culprit, "is gzip-compressed (Image.gz?): pass the uncompressed "
+                         f"{ARM64.image_path}")
+    if len(header) >= HDR_MAGIC_OFFSET + 4 and \
+            header[HDR_MAGIC_OFFSET:HDR_MAGIC_OFFSET + 4] == HDR_MAGIC:
+        raise UsageError(culprit, "is an x86 bzImage, not an arm64 Image: boot it with "
+                         "--arch x86_64")
+    if len(header) < ARM64_HEADER_BYTES:
+        raise UsageError(culprit, f"not an arm64 Image: {len(header)} bytes is too short for "
+                         "its 64-byte header")
+    magic = header[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4]
+    if magic != ARM64_MAGIC:
+        raise UsageError(culprit, f"not an arm64 Image: no 'ARM\\x64' magic at 56 "
+                         f"(found {magic!r})")
+
+
+#: How each architecture's boot image is checked.
+IMAGE_CHECKS: dict[str, Callable[[bytes, Path], None]] = {
+    X86_64.name: check_bzimage, ARM64.name: check_arm64_image}
+
+
 def check_ram_on_host(ram_mib: int) -> None:
     """:func:`check_ram` against this host's /proc/meminfo."""
     try:
@@ -95,17 +142,17 @@ def check_ram_on_host(ram_mib: int) -> None:
     check_ram(ram_mib, host)
 
 
-def check_kernel_file(kernel: Path) -> None:
-    """:func:`check_bzimage` on the first bytes of ``kernel``."""
+def check_kernel_file(kernel: Path, arch: Arch = X86_64) -> None:
+    """The architecture's image check (:data:`IMAGE_CHECKS`) on the first bytes of ``kernel``."""
     try:
         with open(kernel, "rb") as f:
             header = f.read(HEADER_BYTES)
     except OSError as exc:
         raise UsageError(f"--kernel {kernel}", f"cannot read: {exc.strerror}") from exc
-    check_bzimage(header, kernel)
+    IMAGE_CHECKS[arch.name](header, kernel)
 
 
 def preflight(cfg: VMConfig) -> None:
     """Run every check against this host and file; UsageError on the first failure."""
     check_ram_on_host(cfg.ram_mib)
-    check_kernel_file(Path(cfg.kernel))
+    check_kernel_file(Path(cfg.kernel), cfg.arch_record)

@@ -76,7 +76,7 @@ def test_failing_target_is_a_build_error_naming_it(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     tree = fake_tree(tmp_path / "tree")
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(kselftest, "_stage", lambda tree, work, jobs, log: work / "hdr")
+    monkeypatch.setattr(kselftest, "_stage", lambda tree, work, jobs, log, arch: work / "hdr")
 
     def fake_make(args: list[str], log_file: Path) -> subprocess.CompletedProcess[str]:
         if "TARGETS=mm" in args:
@@ -99,7 +99,7 @@ def test_cached_build_is_returned_without_make(tmp_path: Path,
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     calls: list[Any] = []
 
-    def stage(tree: Path, work: Path, jobs: int, log: Path) -> Path:
+    def stage(tree: Path, work: Path, jobs: int, log: Path, arch: object = None) -> Path:
         (work / "src").mkdir()
         (work / "hdr").mkdir()
         return work / "hdr"

@@ -59,7 +59,7 @@ def test_auto_probes_once_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(accel, "kvm_usable", lambda *a: True)
     monkeypatch.setattr(accel, "verdict_key", lambda *a: "K")
 
-    def fake_probe(kernel: Path, timeout: float = 0) -> str | None:
+    def fake_probe(kernel: Path, timeout: float = 0, arch: object = None) -> str | None:
         calls.append(kernel)
         return "no output"
 
