@@ -12,6 +12,7 @@ once), and every target is recorded in ``steps.jsonl`` like any other step.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -46,6 +47,29 @@ def verdict_of(res: JobResult, checks: list[str]) -> Verdict:
     return verdict_for_statuses(statuses, checks)
 
 
+def measurements_of(run_dir: Path) -> list[tuple[str, str, float]]:
+    """(check, name, value) of every measurement a job's run dir recorded ([] if none)."""
+    from harness import rundir
+    from harness.core.measure import of_results_doc
+
+    try:
+        doc = json.loads((run_dir / rundir.RESULTS).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    return [(m.check, m.name, m.value) for m in of_results_doc(doc)]
+
+
+def value_of(res: JobResult, metric: str | None) -> float | None:
+    """The ``--metric`` measurement of a job that ran (None: no metric, or not measured)."""
+    from harness.bisect.sampling import metric_value
+
+    if metric is None or res.exit_code is None or res.exit_code == EXIT_USAGE:
+        return None
+    return metric_value(measurements_of(Path(res.run_dir)), metric)
+
+
 class BatchRunner:
     """Runs lists of targets in parallel for one bisect configuration."""
 
@@ -65,8 +89,10 @@ class BatchRunner:
                                    tuple(self.cfg.checks)),
                    VMSize("vm", self.cfg.ram_mib, self.cfg.swap_mib, self.cfg.smp))
 
-    def _run(self, named: list[tuple[str, Target]]) -> tuple[list[JobResult],
-                                                              dict[str, KernelBuild]]:
+    def _run(self, named: list[tuple[str, Target]], parallel: int | None = None
+             ) -> tuple[list[JobResult], dict[str, KernelBuild]]:
+        """One batch of jobs, all at once as the pool admits (at most ``parallel``, default
+        --workers, guests side by side)."""
         self.batches += 1
         root = self.run_dir / "steps"
         jobs = [self._job(name, t.req) for name, t in named]
@@ -79,9 +105,23 @@ class BatchRunner:
         from harness.matrix.local import run_local
 
         cap = host_capacity(os.cpu_count() or 1, Path("/proc/meminfo").read_text(),
-                            self.cfg.workers)
+                            self.cfg.workers if parallel is None else parallel)
         kernels = build_all(jobs)
         return run_local(jobs, kernels, costs, root, cap, self.cfg.accel), kernels
+
+    def run_attempts(self, named: list[tuple[str, Target]]) -> list[Attempt]:
+        """Run each (job name, target) once, all in one batch on the whole pool (as many
+        guests at once as cores and RAM admit): the adaptive repeats of a round."""
+        results, kernels = self._run(named, parallel=0)
+        out = []
+        for res in results:
+            kb = kernels.get(res.job_id.split("/")[0])
+            out.append(Attempt(
+                verdict_of(res, self.cfg.checks), res.seconds + (kb.seconds if kb else 0.0),
+                res.detail or "all checks passed", kb.seconds if kb else 0.0, res.seconds,
+                res.run_dir, {str(c["name"]): str(c["status"]) for c in res.checks},
+                value_of(res, self.cfg.metric)))
+        return out
 
     def run_targets(self, targets: list[Target], phase: str) -> list[StepRecord]:
         """Decide every target's verdict (parallel runs, parallel re-runs); record them."""

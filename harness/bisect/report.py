@@ -18,11 +18,27 @@ def summary_text(doc: dict[str, Any]) -> str:
     else:
         lines.append(f"harness bisect: series {', '.join(doc['series'])} "
                      f"({len(doc['patches'])} patches) on {doc['source'] or 'default source'}")
-    lines.append(f"scenario {doc['scenario']}, checks {', '.join(doc['checks'])}, "
-                 f"retries {doc['retries']}")
+    ad = doc.get("adaptive")
+    if ad:
+        what = (f"metric {ad['metric']}, threshold {ad['threshold']}"
+                + (f" (bad when {ad['cut']['text']})" if ad.get("cut") else "")
+                if ad["kind"] == "metric" else "flake-aware check rule")
+        lines.append(f"scenario {doc['scenario']}, checks {', '.join(doc['checks'])}; {what}; "
+                     f"{ad['min_runs']}..{ad['max_runs']} runs per revision, target "
+                     f"confidence {ad['confidence_target']:g} (per step "
+                     f"{ad['step_target']:.4f}); {ad['runs']} runs in all")
+    else:
+        lines.append(f"scenario {doc['scenario']}, checks {', '.join(doc['checks'])}, "
+                     f"retries {doc['retries']}")
     fb = doc.get("first_bad")
     ver = doc.get("verification", {})
-    if fb:
+    if ad:
+        lines.append(doc["message"])
+        if fb:
+            lines.append(f"first bad {'commit' if doc['mode'] == 'git' else 'patch'}: "
+                         + (f"{fb['commit']} {fb['subject']}" if doc["mode"] == "git"
+                            else f"patch {fb['index']}: {fb['patch']}"))
+    elif fb:
         what = (f"{fb['commit']} {fb['subject']}" if doc["mode"] == "git"
                 else f"patch {fb['index']}: {fb['patch']}")
         lines.append(f"first bad {'commit' if doc['mode'] == 'git' else 'patch'}: {what}")
@@ -41,9 +57,11 @@ def summary_text(doc: dict[str, Any]) -> str:
         build = sum(a.get("build_s", 0.0) for a in s["attempts"])
         detail = "; ".join(a["detail"] for a in s["attempts"] if a.get("detail"))
         note = f" [{s['note']}]" if s.get("note") else ""
+        if s.get("confidence") is not None:
+            note += f" p={s['confidence']:.4f}"
         lines.append(f"{i:>3}  {s['phase']:6}  {s['target'][:12]:12}  {s['verdict']:7}  "
                      f"{s['seconds']:>5.0f}s  {build:>5.0f}s  {s['label'][:50]}{note}"
-                     + (f"  ({detail[:80]})" if detail else ""))
+                     + (f"  ({detail[:80]})" if detail and not ad else ""))
     n = len(doc.get("steps", []))
     total = sum(s["seconds"] for s in doc.get("steps", []))
     lines.append("")

@@ -74,6 +74,16 @@ class BisectConfig:
     # series mode: what the base tree was when the bisect started (version, tarball hash):
     # Debian's tarball moves, and a resume against another one would mix two kernels.
     source_record: dict[str, Any] = field(default_factory=dict)
+    # adaptive repeats (harness.bisect.adaptive): max_runs 0 = the classic one run per step
+    metric: str | None = None  # bisect a measurement (check.name or name), not a verdict
+    threshold: str | None = None  # its --threshold: absolute, or "0.75x" of the good median
+    min_runs: int = 3
+    max_runs: int = 0
+    confidence: float = 0.95  # the result's target: the product over the steps
+
+    @property
+    def adaptive(self) -> bool:
+        return self.max_runs > 0
 
     def save(self) -> None:
         path = Path(self.run_dir) / CONFIG_FILE

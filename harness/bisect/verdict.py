@@ -36,11 +36,17 @@ class Verdict(StrEnum):
 
     GOOD = "good"
     BAD = "bad"
+    FLAKY = "flaky"  # adaptive repeats: bad, but the check fails in under half of the runs
     SKIP = "skip"
 
     @property
     def exit_code(self) -> int:
-        return {Verdict.GOOD: 0, Verdict.BAD: 1, Verdict.SKIP: EXIT_SKIP}[self]
+        return {Verdict.GOOD: 0, Verdict.BAD: 1, Verdict.FLAKY: 1, Verdict.SKIP: EXIT_SKIP}[self]
+
+    @property
+    def search(self) -> Verdict:
+        """What the search does with it: a flaky revision has the change (it is bad)."""
+        return Verdict.BAD if self == Verdict.FLAKY else self
 
 
 def verdict_for_statuses(statuses: Mapping[str, Status], checks: Iterable[str]) -> Verdict:
@@ -90,6 +96,7 @@ class Attempt:
     run_s: float = 0.0
     run_dir: str = ""
     statuses: dict[str, str] = field(default_factory=dict)
+    value: float | None = None  # --metric: the measurement in this run (None: not measured)
 
 
 @dataclass
@@ -103,6 +110,7 @@ class StepRecord:
     attempts: list[Attempt]
     note: str = ""
     phase: str = "bisect"  # "bisect" or "verify"
+    confidence: float | None = None  # adaptive repeats: how sure the verdict is
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -116,7 +124,8 @@ class StepRecord:
         attempts = [Attempt(**{**a, "verdict": Verdict(a["verdict"])}) for a in d["attempts"]]
         return cls(str(d["target"]), str(d["label"]), Verdict(d["verdict"]),
                    float(d["seconds"]), attempts, str(d.get("note", "")),
-                   str(d.get("phase", "bisect")))
+                   str(d.get("phase", "bisect")),
+                   None if d.get("confidence") is None else float(d["confidence"]))
 
 
 def decide(attempt: Callable[[int], Attempt], retries: int) -> tuple[Verdict, list[Attempt], str]:

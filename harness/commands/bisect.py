@@ -1,9 +1,11 @@
 """``harness bisect``: find the commit (``--repo``) or the patch (``--patches``) that broke a check.
 
 Exit status: 0 when a single culprit is named and its verification re-runs agree
-(parent good, culprit bad); 3 when the bisect could not name one (only skipped
-commits left) or the re-runs disagree (flaky); 2 for bad options; 130 on Ctrl-C
-(the repository is restored and the run directory can be resumed).
+(parent good, culprit bad) -- with adaptive repeats (``--metric``, ``--max-runs``): when
+its confidence reaches ``--confidence``; 3 when the bisect could not name one (only
+skipped commits left, the re-runs disagree, inconclusive, flaky at the good endpoint);
+2 for bad options; 130 on Ctrl-C (the repository is restored and the run directory can
+be resumed).
 """
 
 from __future__ import annotations
@@ -25,6 +27,42 @@ NAME = "bisect"
 HELP = ("find the first commit (--repo, git bisect run) or patch (--patches, binary search) "
         "that fails the named checks")
 
+def sampling_defaults() -> tuple[int, int, float]:
+    from harness.bisect.sampling import DEFAULT_CONFIDENCE, DEFAULT_MAX_RUNS, DEFAULT_MIN_RUNS
+
+    return DEFAULT_MIN_RUNS, DEFAULT_MAX_RUNS, DEFAULT_CONFIDENCE
+
+
+def adaptive_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The adaptive-repeat part of the config (max_runs 0: classic), checked (exit 2)."""
+    from harness.bisect.sampling import DEFAULT_MAX_RUNS, parse_threshold
+    from harness.errors import UsageError
+
+    if bool(args.metric) != bool(args.threshold):
+        raise UsageError("--metric" if args.threshold else "--threshold",
+                         "--metric and --threshold go together")
+    if args.threshold:
+        parse_threshold(args.threshold)
+    max_runs = args.max_runs if args.max_runs is not None else (
+        DEFAULT_MAX_RUNS if args.metric else 0)
+    if not max_runs:
+        return {"max_runs": 0}
+    if args.min_runs < 1:
+        raise UsageError(f"--min-runs {args.min_runs}", "must be >= 1")
+    if max_runs < max(2, args.min_runs):
+        raise UsageError(f"--max-runs {max_runs}", f"must be >= 2 and >= --min-runs "
+                         f"({args.min_runs})")
+    if not 0 < args.confidence < 1:
+        raise UsageError(f"--confidence {args.confidence}", "must be between 0 and 1")
+    if args.retries:
+        raise UsageError("--retries", "not with adaptive repeats (--metric/--max-runs): "
+                         "they decide how often a revision runs")
+    if args.resume:
+        raise UsageError("--resume", "not supported with adaptive repeats (--metric/--max-runs)")
+    return {"metric": args.metric, "threshold": args.threshold, "min_runs": args.min_runs,
+            "max_runs": max_runs, "confidence": args.confidence}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", help="kernel git repository to bisect (git bisect run, "
                    "--no-checkout: your work tree and HEAD are not touched)")
@@ -37,6 +75,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=int, default=0,
                    help="re-run a bad verdict N more times; any pass makes the step 'skip' "
                    "(flaky) instead of 'bad'")
+    a = p.add_argument_group("adaptive repeats (each revision run several times, on the "
+                             "parallel pool; a confidence for the result)")
+    a.add_argument("--metric", metavar="NAME",
+                   help="bisect a measurement instead of a verdict: check.name or name, as in "
+                   "results.json's measurements (needs --threshold)")
+    a.add_argument("--threshold", metavar="X",
+                   help="with --metric: a run is bad beyond X -- a number, or a factor of the "
+                   "good endpoint's median (0.75x: below 3/4 of it; 1.5x: above 1.5 times "
+                   "it); the bad side is the bad endpoint's")
+    a.add_argument("--min-runs", type=int, default=sampling_defaults()[0], metavar="N",
+                   help="runs of each revision before any call (default %(default)s)")
+    a.add_argument("--max-runs", type=int, metavar="N",
+                   help="most runs of one revision while its call is uncertain (default "
+                   f"{sampling_defaults()[1]} with --metric); with --check it turns on the "
+                   "flake-aware rule: bad needs max(2, n/6) failures, under half is flaky")
+    a.add_argument("--confidence", type=float, default=sampling_defaults()[2], metavar="P",
+                   help="the result's confidence target, the product over its steps "
+                   "(default %(default)s); below it the result is inconclusive, with a range")
     p.add_argument("--workers", type=int, default=1, metavar="K",
                    help="n-section on K workers: test K-1 points per round in parallel "
                    "(local pool, or --scheduler); 1 = plain bisect. (-j/--jobs is make's)")
@@ -79,7 +135,8 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
                   series=series, ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
                   accel=args.accel, duration=args.duration, workers=args.workers,
                   scheduler=args.scheduler,
-                  tls_dir=str(args.tls_dir) if args.tls_dir else None)
+                  tls_dir=str(args.tls_dir) if args.tls_dir else None,
+                  **adaptive_settings(args))
     if args.repo:
         if args.source or args.rev:
             raise UsageError("--source/--rev", "not with --repo: the repository is the source")
@@ -136,6 +193,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.run_dir and (args.run_dir / CONFIG_FILE).is_file():
         cfg = BisectConfig.load(args.run_dir.resolve())
+        if cfg.adaptive:
+            from harness.errors import UsageError
+
+            raise UsageError("--resume", "not supported with adaptive repeats "
+                             "(--metric/--max-runs): start it again")
         same_source(cfg)
     else:
         run_dir = (args.run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-bisect")
@@ -145,7 +207,11 @@ def run(args: argparse.Namespace) -> int:
     Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
     cfg.save()
     print(f"bisect run directory: {cfg.run_dir}", flush=True)
-    if cfg.mode == "git" and cfg.workers > 1:
+    if cfg.adaptive:
+        from harness.bisect.adaptive import run_git_adaptive, run_series_adaptive
+
+        doc = run_git_adaptive(cfg) if cfg.mode == "git" else run_series_adaptive(cfg)
+    elif cfg.mode == "git" and cfg.workers > 1:
         doc = run_git_nsection(cfg)
     elif cfg.mode == "git":
         doc = run_git_bisect(cfg, resume=args.resume)

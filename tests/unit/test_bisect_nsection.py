@@ -118,8 +118,8 @@ def test_series_bisect_on_k_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     first_bad, n = 6, 9
     batches: list[list[int]] = []
 
-    def fake_run(self: parallel.BatchRunner, named: list[tuple[str, parallel.Target]]
-                 ) -> tuple[list[JobResult], dict[str, KernelBuild]]:
+    def fake_run(self: parallel.BatchRunner, named: list[tuple[str, parallel.Target]],
+                 parallel: int | None = None) -> tuple[list[JobResult], dict[str, KernelBuild]]:
         ks = [int(t.target.split("=")[1]) for _, t in named]
         batches.append(ks)
         res = [JobResult(f"{name}/bisect/vm", name, Status.PASS if k < first_bad else
@@ -147,8 +147,8 @@ def test_series_bisect_on_k_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_series_bisect_good_endpoint_that_fails_is_usage_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def all_fail(self: parallel.BatchRunner, named: list[tuple[str, parallel.Target]]
-                 ) -> tuple[list[JobResult], dict[str, KernelBuild]]:
+    def all_fail(self: parallel.BatchRunner, named: list[tuple[str, parallel.Target]],
+                 parallel: int | None = None) -> tuple[list[JobResult], dict[str, KernelBuild]]:
         return ([JobResult(f"{nm}/b/v", nm, Status.FAIL, 1, "", 1.0,
                            checks=[{"name": "clamping", "status": "fail"}]) for nm, _ in named],
                 {})
