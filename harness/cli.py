@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "judge",
     "checks",
     "bisect",
+    "check_series",
     "matrix",
     "compare",
 )
