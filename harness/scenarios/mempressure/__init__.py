@@ -30,7 +30,8 @@ REQUIRED: dict[str, dict[str, type]] = {
 
 
 #: Parameters a section may have beyond the required ones.
-OPTIONAL: dict[str, set[str]] = {"notifications": {"asked_per_deficit", "min_deficit_mib"}}
+OPTIONAL: dict[str, set[str]] = {"notifications": {"asked_per_deficit", "min_deficit_mib"},
+                                  "contract": {"args"}}
 #: Every top-level key and table of a mempressure scenario.
 TOP_KEYS = {"name", "type", "description", "checks", "kernel", "vm", "guest", "reference",
             *REQUIRED}
@@ -55,6 +56,8 @@ class Mempressure:
                 and 0 <= band[0] < band[1]):
             raise UsageError(f"{spec.path} [notifications] asked_per_deficit",
                              f"must be [low, high] with 0 <= low < high, not {band!r}")
+        protocol.contract_args(spec.get("contract", "args", list, []),
+                               f"{spec.path} [contract] args")
         ref = spec.data.get("reference")
         if ref is not None:
             if not isinstance(ref, dict):

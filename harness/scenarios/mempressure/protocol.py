@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.core.events import GUEST_FIFO, lines_with_prefix
 from harness.core.plugin import RunContext
-from harness.errors import InfraError
+from harness.errors import InfraError, UsageError
 from harness.scenarios.mempressure import guest_scripts as G
 from harness.scenarios.mempressure.workload_output import parse_vmstat
 from harness.vm import CommandResult, Machine
@@ -195,11 +195,13 @@ class Protocol:
             return
         start = self.ctx.console_mark()
         timeout = float(self.sc.get("contract", "timeout_s"))
+        args = contract_args(self.sc.get("contract", "args", list, []), "[contract] args")
         t0 = time.monotonic()
         timed_out = False
         try:
             r = self.vm.run(f"cd {shlex.quote(prog.rsplit('/', 1)[0])} && "
-                            f"timeout {int(timeout)} {shlex.quote(prog)}", timeout=timeout + 30)
+                            f"timeout {int(timeout)} {shlex.join([prog, *args])}",
+                            timeout=timeout + 30)
             out, rc = r.stdout + r.stderr, r.exit_status
             timed_out = rc == 124  # busybox timeout's status for a killed program
         except InfraError:
@@ -379,3 +381,11 @@ class Protocol:
             for s in host_samples:
                 s["guest_t"] = round(s["host_t"] + self.guest_offset, 3)
         self.ctx.save("memory-host-qmp.json", json.dumps(host_samples, indent=1))
+
+
+def contract_args(args: list[object], where: str) -> list[str]:
+    """``[contract] args``: extra arguments of the selftest (the debug variant's
+    ``--lifetime-stress SECONDS``), each a string; validated when the scenario loads."""
+    if not all(isinstance(a, str) for a in args):
+        raise UsageError(where, "must be a list of strings")
+    return [str(a) for a in args]
