@@ -5,7 +5,9 @@ One rule, used by every path that turns a scenario plus options into a build -- 
 job's build is the cache hit it must be), the VM tests: ``--patches`` (a plan's ``series``)
 replaces the scenario's series, ``--config`` (``fragments``) its fragments, and the source,
 revision, base and ``-j`` are the override's or the defaults. A part left out (None) is the
-scenario's, and where the scenario says nothing, the harness default.
+scenario's, and where the scenario says nothing, the harness default. The configuration the
+scenario's kselftests ask for (``[kselftest]``, :attr:`ScenarioSpec.kselftest_configs`) is
+merged whatever the overrides say: it is what the tests need, not a choice of kernel.
 """
 
 from __future__ import annotations
@@ -45,4 +47,6 @@ def kernel_request(spec: ScenarioSpec, over: KernelOverrides = KernelOverrides()
                                                                     or default.fragments)
     return BuildRequest(source=over.source, rev=over.rev,
                         series=tuple(series) + tuple(extra_series), fragments=tuple(fragments),
-                        base=over.base or default.base, jobs=over.jobs)
+                        base=over.base or default.base, jobs=over.jobs,
+                        kselftest_configs=spec.kselftest_configs,
+                        config_missing_ok=spec.config_missing_ok)

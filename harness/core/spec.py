@@ -72,6 +72,25 @@ class ScenarioSpec:
         return tuple(str(f) for f in self.data.get("kernel", {}).get("fragments", []))
 
     @property
+    def kselftest_configs(self) -> tuple[str, ...]:
+        """kselftest targets whose ``config`` file the kernel merges (harness/kernel/
+        kselftest_config.py): ``[kselftest] targets`` and the targets of its ``programs``,
+        unless ``merge_config = false`` (the section is validated by its scenario type)."""
+        ks = self.data.get("kselftest", {})
+        if not isinstance(ks, dict) or ks.get("merge_config", True) is False:
+            return ()
+        names = [str(t) for t in ks.get("targets", [])]
+        names += [str(p).strip("/").rpartition("/")[0] for p in ks.get("programs", [])]
+        return tuple(dict.fromkeys(n for n in names if n))
+
+    @property
+    def config_missing_ok(self) -> tuple[str, ...]:
+        """``[kselftest] config_missing_ok``: options of those files that may not survive."""
+        ks = self.data.get("kselftest", {})
+        return tuple(str(x) for x in ks.get("config_missing_ok", [])) if isinstance(ks, dict) \
+            else ()
+
+    @property
     def setup(self) -> tuple[str, ...]:
         """``[guest] setup``: shell commands run in the guest after boot, before the scenario
         (e.g. ``echo y > /sys/kernel/mm/lru_gen/enabled``); validated on load."""

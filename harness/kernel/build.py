@@ -32,7 +32,7 @@ from typing import Any
 from harness import cachefile
 from harness.arch import DEFAULT_ARCH, DEFAULT_PAGE_SIZE, Arch, get_arch
 from harness.errors import BuildError, SetupError, UsageError
-from harness.kernel import buildlog, configstamp, kconfig
+from harness.kernel import buildlog, configstamp, kconfig, kselftest_config
 from harness.kernel.progress import DEFAULT_TOTAL_ESTIMATE, ProgressCallback, ProgressTracker
 from harness.kernel.series import Patch, load_series
 from harness.kernel.source import Source, resolve_source
@@ -68,6 +68,9 @@ class BuildRequest:
     jobs: int | None = None
     arch: str = DEFAULT_ARCH  # a name in harness.arch.ARCHES
     page_size: str | None = None  # "4k", "16k", "64k" (None: the architecture's default)
+    # kselftest targets whose config file is merged after the fragments (kselftest_config.py)
+    kselftest_configs: tuple[str, ...] = ()
+    config_missing_ok: tuple[str, ...] = ()  # their options that may fail to survive
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class ResolvedInputs:
     base_text: bytes | None
     arch: Arch
     page_size: str | None = None
+    kselftest: tuple[str, ...] = ()  # targets whose config is merged
+    kselftest_supplements: tuple[tuple[Path, bytes], ...] = ()
+    missing_ok: tuple[str, ...] = ()
 
     def cache_key(self) -> str:
         doc = {
@@ -138,7 +144,16 @@ class ResolvedInputs:
             "fragments": [_sha256(data) for _, data in self.fragments],
             "toolchain": toolchain_id(self.arch.cross_compile),
         }
+        doc.update(self._kselftest_key())
         return _sha256(json.dumps(doc, sort_keys=True).encode())
+
+    def _kselftest_key(self) -> dict[str, Any]:
+        """The targets' config files are the tree's (source and series: in the key already);
+        absent when there are none, so that every other key stays what it was."""
+        if not self.kselftest:
+            return {}
+        return {"kselftest_configs": [kselftest_config.MERGE_RECIPE, *self.kselftest,
+                                      *(_sha256(d) for _, d in self.kselftest_supplements)]}
 
 
 def resolve_inputs(req: BuildRequest) -> ResolvedInputs:
@@ -164,8 +179,11 @@ def resolve_inputs(req: BuildRequest) -> ResolvedInputs:
             raise UsageError(f"--base {req.base}",
                              f"neither a config file nor one of {', '.join(BASE_TARGETS)}")
         base_text = bp.read_bytes()
+    kselftest_config.check_targets(req.kselftest_configs, "kselftest config")
+    sups = tuple(kselftest_config.supplements(req.kselftest_configs, CONFIG_DIR))
     source = resolve_source(req.source, req.rev)
-    return ResolvedInputs(source, patches, frags, req.base, base_text, arch, req.page_size)
+    return ResolvedInputs(source, patches, frags, req.base, base_text, arch, req.page_size,
+                          tuple(req.kselftest_configs), sups, tuple(req.config_missing_ok))
 
 
 def cached_artifact(key: str) -> Artifact | None:
@@ -232,7 +250,8 @@ def config_id(inputs: ResolvedInputs) -> str:
     """What a build dir's configuration depends on: the base and the fragments' contents."""
     base = inputs.base if inputs.base_text is None else _sha256(inputs.base_text)
     frags = ",".join(_sha256(data) for _, data in inputs.fragments)
-    return _sha256(f"{base}|{frags}".encode())[:12]
+    ks = json.dumps(inputs._kselftest_key()) if inputs.kselftest else ""
+    return _sha256(f"{base}|{frags}{ks}".encode())[:12]
 
 
 def lineage_dirs(inputs: ResolvedInputs) -> tuple[Path, Path]:
@@ -260,6 +279,22 @@ class KernelBuilder:
         self.env = _make_env()
         self.progress = progress
         self.log_path = self.build_dir / "harness-build.log"
+        self._ksmerge: kselftest_config.Merge | None = None
+        self.missing: list[kconfig.Mismatch] = []  # tolerated kselftest options not in .config
+
+    def kselftest_merge(self) -> kselftest_config.Merge:
+        """The kselftest targets' requests as the synced tree has them (read once)."""
+        if self._ksmerge is None:
+            i = self.inputs
+            self._ksmerge = kselftest_config.read_merge(self.tree.root, i.kselftest,
+                                                        i.kselftest_supplements, i.missing_ok)
+        return self._ksmerge
+
+    def requested_fragments(self) -> list[list[kconfig.Option]]:
+        """Every option list configure merges, in order: fragments, then kselftest configs."""
+        return [*(kconfig.parse_config(data.decode(), str(path))
+                  for path, data in self.inputs.fragments),
+                *self.kselftest_merge().fragments()]
 
     def _make(self, *targets: str, kconfig_file: str | None = None,
               tracker: ProgressTracker | None = None, log_file: Path | None = None) -> str:
@@ -320,9 +355,7 @@ class KernelBuilder:
             base_text = (bd / base_file).read_text()
         else:
             base_text = self.inputs.base_text.decode()
-        frags = [kconfig.parse_config(data.decode(), str(path))
-                 for path, data in self.inputs.fragments]
-        merged, requested = kconfig.merge(base_text, frags)
+        merged, requested = kconfig.merge(base_text, self.requested_fragments())
         new_file = ".config.harness-new"
         (bd / new_file).write_text(merged)
         self._make("olddefconfig", kconfig_file=new_file, log_file=self.log_path)
@@ -331,6 +364,9 @@ class KernelBuilder:
         if bad:
             deps = kconfig.find_kconfig_symbol(self.tree.root, [b.option.symbol for b in bad])
             bad = kconfig.verify(requested, kconfig.config_values(final), deps)
+        bad, self.missing = self.kselftest_merge().split(bad)
+        kselftest_config.log_missing(self.missing)
+        if bad:
             first = bad[0].option
             raise BuildError(f"{first.origin} {first.symbol}",
                              f"{len(bad)} requested config option(s) did not survive "
@@ -348,7 +384,8 @@ class KernelBuilder:
             recipe=f"{RECIPE_VERSION}/{configstamp.CONFIGURE_RECIPE}", arch=i.arch.name,
             source=i.source.identity,
             base=i.base if i.base_text is None else "sha256:" + _sha256(i.base_text),
-            fragments=tuple(_sha256(data) for _, data in i.fragments),
+            fragments=(*(_sha256(data) for _, data in i.fragments),
+                       *self.kselftest_merge().digests()),
             kconfig_overlay=configstamp.kconfig_overlay(self.tree.overlay),
             toolchain=toolchain_id(i.arch.cross_compile), cc=_cc(i.arch.cross_compile))
 
@@ -365,10 +402,15 @@ class KernelBuilder:
         current = cur.read_text() if cur.is_file() else None
         reason = configstamp.configure_reason(configstamp.read_stamp(bd), cfg_inputs, current)
         if reason is None and current is not None:
-            frags = [kconfig.parse_config(data.decode(), str(path))
-                     for path, data in self.inputs.fragments]
-            _, requested = kconfig.merge("", frags)
-            if not kconfig.verify(requested, kconfig.config_values(current)):
+            _, requested = kconfig.merge("", self.requested_fragments())
+            bad, missing = self.kselftest_merge().split(
+                kconfig.verify(requested, kconfig.config_values(current)))
+            if not bad:
+                if missing:  # their reasons, as the configure that tolerated them gave
+                    deps = kconfig.find_kconfig_symbol(self.tree.root,
+                                                       [m.option.symbol for m in missing])
+                    _, self.missing = self.kselftest_merge().split(
+                        kconfig.verify(requested, kconfig.config_values(current), deps))
                 log.info("configure skipped: inputs and .config unchanged since the last one")
                 return current, None
             reason = "a requested option is not in .config"
@@ -415,6 +457,7 @@ class KernelBuilder:
             "toolchain": toolchain_id(self.inputs.arch.cross_compile),
             "arch": self.inputs.arch.name,
             "page_size": self.inputs.page_size or DEFAULT_PAGE_SIZE,
+            "kselftest_config": self.kselftest_merge().metadata(self.missing),
             "files_changed_by_sync": changed,
             "configure": configure_reason or "skipped: inputs and .config unchanged",
             "objects_compiled": tracker.compiled,
@@ -480,9 +523,11 @@ def build_kernel(req: BuildRequest | None = None,
     hit = cached_artifact(key)
     if hit:
         log.info("kernel artifact cached: %s", hit.dir)
-        return hit
-    with _lineage_lock(inputs.source.lineage):
-        hit = cached_artifact(key)  # another process may have built it while we waited
-        if hit:
-            return hit
-        return KernelBuilder(inputs, req.jobs, progress).run()
+    else:
+        with _lineage_lock(inputs.source.lineage):
+            hit = cached_artifact(key)  # another process may have built it while we waited
+            if hit is None:
+                hit = KernelBuilder(inputs, req.jobs, progress).run()
+    kselftest_config.check_missing_allowed(hit.metadata.get("kselftest_config"),
+                                           req.config_missing_ok, str(hit.dir))
+    return hit

@@ -19,6 +19,7 @@ from harness.errors import UsageError
 
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+_TOKEN = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,31 @@ class Mismatch:
     actual: str  # 'n' when absent
     known: bool  # False when no Kconfig file defines the symbol
     depends: tuple[str, ...] = ()
+    unset: tuple[str, ...] = ()  # symbols of ``depends`` that are n in the final config
+
+    @property
+    def module_only(self) -> bool:
+        """``depends on m``: only ever a module, and the harness builds none."""
+        return any("m" in _TOKEN.findall(d) for d in self.depends)
+
+    def reason(self) -> str:
+        """Why it did not survive, as far as its Kconfig definition says."""
+        if not self.known:
+            return "unknown symbol (no Kconfig defines it)"
+        if self.module_only:
+            return "module-only (depends on m) and the harness builds no modules"
+        if not self.depends:
+            return ""
+        unset = f" ({', '.join(self.unset)} not set)" if self.unset else ""
+        return f"depends on {' && '.join(self.depends)}{unset}"
 
     def describe(self) -> str:
         o = self.option
         if not self.known:
-            return f"{o.symbol}: unknown symbol (no Kconfig defines it) [{o.origin}]"
-        why = f"; depends on {' && '.join(self.depends)}" if self.depends else ""
-        return f"{o.symbol}: requested {o.value}, got {self.actual} [{o.origin}]{why}"
+            return f"{o.symbol}: {self.reason()} [{o.origin}]"
+        why = self.reason()
+        return f"{o.symbol}: requested {o.value}, got {self.actual} [{o.origin}]" + (
+            f"; {why}" if why else "")
 
 
 def parse_config(text: str, origin: str) -> list[Option]:
@@ -113,40 +132,118 @@ def verify(requested: Iterable[Option], final: Mapping[str, str],
         info: tuple[str, ...] | None = ()
         if known_symbol is not None and opt.symbol[7:] in known_symbol:
             info = known_symbol[opt.symbol[7:]]
-        bad.append(Mismatch(opt, actual, info is not None, info or ()))
+        bad.append(Mismatch(opt, actual, info is not None, info or (),
+                            unset_dependencies(info or (), final)))
     return bad
+
+
+def unset_dependencies(depends: Iterable[str], final: Mapping[str, str]) -> tuple[str, ...]:
+    """The symbols named in ``depends on`` expressions that are n in ``final``, except those
+    only ever negated (``!X``): a hint, not a Kconfig evaluator."""
+    out: dict[str, None] = {}
+    for expr in depends:
+        negated = set(re.findall(r"!\s*([A-Za-z0-9_]+)", expr))
+        for tok in _TOKEN.findall(expr):
+            if tok in ("y", "m", "n") or tok.isdigit() or tok in negated:
+                continue
+            if final.get(f"CONFIG_{tok}", "n") == "n":
+                out.setdefault(tok, None)
+    return tuple(out)
+
+
+def partition(bad: Iterable[Mismatch], tolerated: Iterable[str],
+              origins: Iterable[str]) -> tuple[list[Mismatch], list[Mismatch]]:
+    """(fatal, tolerated): a mismatch is tolerated only when its symbol is in ``tolerated``
+    and it was requested from a file in ``origins`` (an explicit opt-in for those requests,
+    never for a fragment the user wrote)."""
+    names = {t if t.startswith("CONFIG_") else f"CONFIG_{t}" for t in tolerated}
+    files = tuple(f"{o}:" for o in origins)
+    fatal: list[Mismatch] = []
+    ok: list[Mismatch] = []
+    for b in bad:
+        (ok if b.option.symbol in names and b.option.origin.startswith(files) else fatal).append(b)
+    return fatal, ok
 
 
 _CONFIG_BLOCK = re.compile(r"^(?:menu)?config[ \t]+(\w+)[ \t]*$", re.MULTILINE)
 
 
+_BLOCK_END = re.compile(r"^(?:menu)?config\s|^(?:endmenu|endif|menu|if|choice|endchoice|source"
+                        r"|comment|mainmenu)\b")
+
+
 def kconfig_dependencies(kconfig_text: str, symbol: str) -> tuple[str, ...] | None:
-    """``depends on`` lines of ``symbol``'s definition in one Kconfig file, None if absent."""
+    """The dependencies of ``symbol``'s definitions in one Kconfig file -- its ``depends on``
+    lines and the ``if`` blocks of this file around it --, None if the file does not define
+    it. (Menus' ``depends on`` and ``if`` blocks of the file that sources this one are not
+    seen: a reason, not a Kconfig evaluator.)"""
     found: tuple[str, ...] | None = None
     lines = kconfig_text.splitlines()
+    ifs: list[str] = []
     for i, line in enumerate(lines):
+        s = line.strip()
+        cond = re.match(r"^if\s+(.+?)\s*(?:#.*)?$", s)
+        if cond:
+            ifs.append(cond.group(1))
+            continue
+        if re.match(r"^endif\b", s):
+            if ifs:
+                ifs.pop()
+            continue
         m = re.match(r"^\s*(?:menu)?config\s+(\w+)\s*$", line)
         if not m or m.group(1) != symbol:
             continue
         deps = list(found or ())
+        deps += [c for c in ifs if c not in deps]
         for nxt in lines[i + 1:]:
-            s = nxt.strip()
-            if re.match(r"^(?:menu)?config\s|^(?:endmenu|endif|menu|if|choice|endchoice|source)\b",
-                        s):
+            t = nxt.strip()
+            if _BLOCK_END.match(t):
                 break
-            d = re.match(r"^depends on\s+(.*)$", s)
+            d = re.match(r"^depends on\s+(.*)$", t)
             if d:
                 deps.append(d.group(1))
         found = tuple(deps)
     return found
 
 
-def find_kconfig_symbol(tree: Path, symbols: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
-    """Look up each symbol's definition and dependencies in a source tree's Kconfig files."""
+_TYPES = ("bool", "tristate", "string", "int", "hex")
+
+
+def kconfig_type(kconfig_text: str, symbol: str) -> str | None:
+    """The type of ``symbol`` (bool, tristate, string, int, hex) as one Kconfig file defines
+    it (``def_bool``/``def_tristate`` count), "" if a definition gives none, None if absent."""
+    found: str | None = None
+    lines = kconfig_text.splitlines()
+    for i, line in enumerate(lines):
+        m = re.match(r"^\s*(?:menu)?config\s+(\w+)\s*$", line)
+        if not m or m.group(1) != symbol:
+            continue
+        found = found or ""
+        for nxt in lines[i + 1:]:
+            s = nxt.strip()
+            if _BLOCK_END.match(s):
+                break
+            t = re.match(r"^(?:def_)?(bool|tristate|string|int|hex)\b", s)
+            if t:
+                return t.group(1)
+    return found
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A Kconfig symbol as the tree's Kconfig files define it (all definitions together)."""
+
+    type: str  # one of _TYPES, "" if no definition says
+    depends: tuple[str, ...]
+
+
+def find_symbols(tree: Path, symbols: Iterable[str]) -> dict[str, Symbol | None]:
+    """Each symbol's (name without CONFIG_) type and dependencies, None where no Kconfig
+    file of ``tree`` defines it. Reads every Kconfig* file once."""
     wanted = {s[7:] if s.startswith("CONFIG_") else s for s in symbols}
-    result: dict[str, tuple[str, ...] | None] = dict.fromkeys(wanted)
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
     if not wanted:
-        return result
+        return {}
     pattern = re.compile(r"^\s*(?:menu)?config\s+(" + "|".join(map(re.escape, wanted)) + r")\s*$",
                          re.MULTILINE)
     for path in tree.rglob("Kconfig*"):
@@ -154,11 +251,17 @@ def find_kconfig_symbol(tree: Path, symbols: Iterable[str]) -> dict[str, tuple[s
             text = path.read_text(errors="replace")
         except OSError:
             continue
-        for sym in set(pattern.findall(text)):
-            deps = kconfig_dependencies(text, sym) or ()
-            prev = result.get(sym) or ()
-            result[sym] = tuple(prev) + tuple(deps)
-    return result
+        for sym in sorted(set(pattern.findall(text))):
+            kind, deps = found.get(sym, ("", ()))
+            found[sym] = (kind or kconfig_type(text, sym) or "",
+                          deps + (kconfig_dependencies(text, sym) or ()))
+    return {s: (Symbol(*found[s]) if s in found else None) for s in sorted(wanted)}
+
+
+def find_kconfig_symbol(tree: Path, symbols: Iterable[str]) -> dict[str, tuple[str, ...] | None]:
+    """Look up each symbol's definition and dependencies in a source tree's Kconfig files."""
+    return {s: (None if info is None else info.depends)
+            for s, info in find_symbols(tree, symbols).items()}
 
 
 def resolve_fragment(name: str, config_dir: Path) -> Path:

@@ -40,7 +40,8 @@ def test_verify_reports_dropped_with_dependencies() -> None:
     deps = {"MEMCG_V1": ("MEMCG",), "NOPE_X": None}
     bad = kconfig.verify(req, final, deps)
     assert [b.option.symbol for b in bad] == ["CONFIG_MEMCG", "CONFIG_MEMCG_V1", "CONFIG_NOPE_X"]
-    assert bad[1].describe() == ("CONFIG_MEMCG_V1: requested y, got n [frag:2]; depends on MEMCG")
+    assert bad[1].describe() == ("CONFIG_MEMCG_V1: requested y, got n [frag:2]; depends on MEMCG "
+                                 "(MEMCG not set)")
     assert "unknown symbol" in bad[2].describe()
 
 
@@ -70,3 +71,31 @@ def test_resolve_fragment(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as ei:
         kconfig.resolve_fragment("nosuch", tmp_path)
     assert ei.value.culprit == "nosuch"
+
+
+def test_dependencies_include_if_blocks_and_stop_at_comments() -> None:
+    text = ("config GUP_TEST\n\tbool \"g\"\n\tdepends on DEBUG_FS\n"
+            "comment \"GUP_TEST needs to have DEBUG_FS enabled\"\n"
+            "\tdepends on !GUP_TEST && !DEBUG_FS\n"
+            "if RUNTIME_TESTING_MENU # tests\nconfig TEST_HMM\n\ttristate \"h\"\n"
+            "\tdepends on TRANSPARENT_HUGEPAGE\nendif\nconfig AFTER\n\tdef_bool y\n")
+    assert kconfig.kconfig_dependencies(text, "GUP_TEST") == ("DEBUG_FS",)
+    assert kconfig.kconfig_dependencies(text, "TEST_HMM") == ("RUNTIME_TESTING_MENU",
+                                                              "TRANSPARENT_HUGEPAGE")
+    assert kconfig.kconfig_dependencies(text, "AFTER") == ()
+    assert kconfig.kconfig_type(text, "TEST_HMM") == "tristate"
+    assert kconfig.kconfig_type(text, "AFTER") == "bool"
+    assert kconfig.kconfig_type(text, "ABSENT") is None
+
+
+def test_unset_dependencies_skip_negated_and_constants() -> None:
+    final = {"CONFIG_MMU": "y", "CONFIG_X": "n"}
+    assert kconfig.unset_dependencies(["MMU && m", "!FOO && (BAR || X)", "A=y"], final) == (
+        "BAR", "X", "A")
+
+
+def test_find_symbols_type_and_depends(tmp_path: Path) -> None:
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm" / "Kconfig").write_text("config T\n\ttristate \"t\"\n\tdepends on m\n")
+    assert kconfig.find_symbols(tmp_path, ["CONFIG_T", "NOPE"]) == {
+        "NOPE": None, "T": kconfig.Symbol("tristate", ("m",))}

@@ -21,6 +21,7 @@ OUTPUTS = ("none", "ktap", "tap")
 OOM_POLICIES = ("forbidden", "expected", "allowed")
 CONSOLE_CHECK = "console"
 _NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+_CONFIG_RE = re.compile(r"^CONFIG_[A-Za-z0-9_]+$")
 _TOP_KEYS = {"name", "type", "description", "checks", "kernel", "vm", "ship", "kselftest",
              "step", "console"}
 _STEP_KEYS = {"name", "run", "timeout_s", "expect_exit", "output", "cases_must_pass", "tty",
@@ -187,7 +188,12 @@ def parse_usertest(spec: ScenarioSpec) -> UserTest:
     ships = tuple(_ship(x, f"{f} [[ship]] {i + 1}", spec.path.parent, check_files)
                   for i, x in enumerate(_tables(data.get("ship"), f"{f} ship")))
     ks = _table(data.get("kselftest", {}), f"{f} [kselftest]")
-    _unknown(ks, {"targets", "programs"}, f"{f} [kselftest]")
+    _unknown(ks, {"targets", "programs", "merge_config", "config_missing_ok"}, f"{f} [kselftest]")
+    _get(ks, "merge_config", bool, f"{f} [kselftest]", True)
+    missing_ok = _get(ks, "config_missing_ok", list, f"{f} [kselftest]", [])
+    if not all(isinstance(x, str) and _CONFIG_RE.match(x) for x in missing_ok):
+        raise UsageError(f"{f} [kselftest] config_missing_ok",
+                         'must be a list of option names ("CONFIG_TEST_VMALLOC")')
     targets = _get(ks, "targets", list, f"{f} [kselftest]", [])
     if not all(isinstance(t, str) and t for t in targets):
         raise UsageError(f"{f} [kselftest] targets", "must be a list of target names")
