@@ -313,6 +313,63 @@ def from_run_dir(run_dir: Path) -> dict[str, Any]:
     return doc
 
 
+REPEAT_STATUS = {"pass": "PASS", "fail": "FAIL", "flaky": "FAIL", "error": "ERROR",
+                 "skip": "SKIP"}
+
+
+def repeat_tests(doc: Mapping[str, Any], build_id: str, root: Path) -> list[dict[str, Any]]:
+    """The combined tests of a ``--repeat`` set: the scenario and each check once, with its
+    verdict (flaky is FAIL, as it fails the set), pass rate, Wilson interval and per-repeat
+    statuses in ``misc.repeat_summary``; the scenario's carries the measurements' spread."""
+    scen = _path_part(str(doc.get("scenario") or "scenario"))
+    tag = _h(str(root.resolve()), 16)
+    n = doc["repeats"]
+    out: list[dict[str, Any]] = [{
+        "id": _id("test", tag, scen, "repeat"), "origin": ORIGIN, "build_id": build_id,
+        "path": scen, "status": REPEAT_STATUS.get(str(doc.get("verdict")), "ERROR"),
+        "duration": float(doc.get("seconds") or 0.0),
+        "comment": f"{doc.get('verdict')} over {n} repeats",
+        "misc": {"repeat_summary": {
+            "repeats": n, "verdict": doc.get("verdict"), "run_dir": str(root),
+            "measurements": [{k: m[k] for k in ("check", "name", "unit", "direction", "n",
+                                                "median", "min", "max")}
+                             for m in doc.get("measurements", [])]}}}]
+    for c in doc.get("checks", []):
+        rate = "n/a" if c.get("pass_rate") is None else f"{c['pass_rate']:.0%}"
+        out.append({
+            "id": _id("test", tag, scen, _path_part(str(c["name"])), "repeat"),
+            "origin": ORIGIN, "build_id": build_id,
+            "path": f"{scen}.{_path_part(str(c['name']))}",
+            "status": REPEAT_STATUS.get(str(c["verdict"]), "ERROR"),
+            "comment": (f"{c['verdict']}: {c['passes']}/{c['total']} passed ({rate}), 95% "
+                        f"Wilson [{c['wilson95'][0]:.3f}, {c['wilson95'][1]:.3f}]")[:1000],
+            "misc": {"repeat_summary": {k: c[k] for k in ("verdict", "passes", "total",
+                                                          "pass_rate", "wilson95",
+                                                          "statuses")}}})
+    return out
+
+
+def from_repeat_dir(root: Path) -> dict[str, Any]:
+    """The KCIDB document of ``harness run --repeat N``: every repeat's own tests (each with
+    ``misc.repeat`` = its index and N) plus the set's combined tests (:func:`repeat_tests`)."""
+    root = Path(root)
+    doc: dict[str, Any] = json.loads((root / rundir.RESULTS).read_text())
+    n = int(doc["repeats"])
+    parts = []
+    for i, name in enumerate(doc.get("run_dirs", []), start=1):
+        d = root / str(name)
+        if not (d / rundir.RESULTS).is_file():
+            continue
+        one = from_run_dir(d)
+        for t in one["tests"]:
+            t.setdefault("misc", {})["repeat"] = {"index": i, "of": n}
+        parts.append(one)
+    out = merge(parts)
+    if out["builds"]:
+        out["tests"] += repeat_tests(doc, str(out["builds"][0]["id"]), root)
+    return out
+
+
 def _known_matches(run_dir: Path) -> list[tuple[Finding, KnownIssue | None]]:
     """The run's console findings matched against the known issues it was judged with."""
     from harness.console import classify_text

@@ -131,8 +131,7 @@ def check_repeat_args(args: argparse.Namespace) -> None:
 
     if args.repeat < 2:
         raise UsageError(f"--repeat {args.repeat}", "needs N >= 2 (one run is plain `harness run`)")
-    for given, opt in ((args.kcidb, "--kcidb"), (args.kernel, "--kernel"),
-                       (args.no_reclaim, "--no-reclaim")):
+    for given, opt in ((args.kernel, "--kernel"), (args.no_reclaim, "--no-reclaim")):
         if given:
             raise UsageError(f"--repeat with {opt}", "not supported")
 
@@ -185,11 +184,16 @@ def run_repeat(args: argparse.Namespace) -> int:
     doc["kernel"] = kb.to_json()
     (root / rundir.RESULTS).write_text(json.dumps(doc, indent=2) + "\n")
     (root / rundir.REPORT).write_text(repeat.summary_html(doc))
+    (root / rundir.JUNIT).write_text(repeat.junit_xml(doc) + "\n")
+    if args.kcidb:
+        from harness.kcidb import from_repeat_dir
+
+        args.kcidb.write_text(json.dumps(from_repeat_dir(root), indent=2) + "\n")
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(repeat.summary_table(doc))
-        print(f"run directory: {root}  (results.json, report.html, repeat-<i>/)")
+        print(f"run directory: {root}  (results.json, junit.xml, report.html, repeat-<i>/)")
     return repeat.exit_for(doc["verdict"])
 
 

@@ -7,6 +7,7 @@ repeat could not judge it, or it is missing). Per measurement: n, median, min, m
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,6 +87,61 @@ def aggregate(docs: Sequence[Mapping[str, Any] | None], names: Sequence[str] = (
             "verdict": verdict, "run_dirs": list(run_dirs),
             "scenario": next((d.get("scenario") for d in docs if d), None),
             "checks": checks, "measurements": measurements}
+
+
+def rate_text(c: Mapping[str, Any]) -> str:
+    """``7/10 passed (70%, 95% Wilson [0.397, 0.892])`` for one check of a repeat doc."""
+    if c["pass_rate"] is None:
+        return f"{c['passes']}/{c['total']} passed"
+    return (f"{c['passes']}/{c['total']} passed ({c['pass_rate']:.0%}, 95% Wilson "
+            f"[{c['wilson95'][0]:.3f}, {c['wilson95'][1]:.3f}])")
+
+
+def junit_xml(doc: Mapping[str, Any]) -> str:
+    """The repeat set as JUnit: one testcase per check with its combined verdict.
+
+    fail and flaky are failures (``type`` says which: a flaky check fails the set, as its
+    exit status does), error an error; each testcase carries its pass rate, interval and
+    per-repeat statuses as properties, the suite the repeats, verdict and every
+    measurement's median and range.
+    """
+    scen = str(doc.get("scenario") or "scenario")
+    checks = doc["checks"]
+    suite = ET.Element("testsuite", {
+        "name": f"{scen} (repeat {doc['repeats']})", "tests": str(len(checks)),
+        "failures": str(sum(c["verdict"] in ("fail", FLAKY) for c in checks)),
+        "errors": str(sum(c["verdict"] == "error" for c in checks)),
+        "skipped": str(sum(c["verdict"] == "skip" for c in checks)),
+        "time": f"{float(doc.get('seconds') or 0.0):.2f}"})
+    props = ET.SubElement(suite, "properties")
+    for k, v in (("repeats", doc["repeats"]), ("verdict", doc["verdict"])):
+        ET.SubElement(props, "property", {"name": k, "value": str(v)})
+    for m in doc.get("measurements", []):
+        ET.SubElement(props, "property", {
+            "name": f"measurement.{m['check']}.{m['name']}",
+            "value": f"median {m['median']:g}{' ' + m['unit'] if m['unit'] else ''} "
+                     f"[{m['min']:g}..{m['max']:g}] n={m['n']}"})
+    for c in checks:
+        case = ET.SubElement(suite, "testcase", {"classname": scen, "name": c["name"]})
+        cp = ET.SubElement(case, "properties")
+        for k, v in (("verdict", c["verdict"]), ("passes", c["passes"]),
+                     ("total", c["total"]), ("pass_rate", c["pass_rate"]),
+                     ("wilson95_low", c["wilson95"][0]), ("wilson95_high", c["wilson95"][1]),
+                     ("statuses", " ".join(c["statuses"]))):
+            ET.SubElement(cp, "property", {"name": k, "value": "" if v is None else str(v)})
+        msg = f"{c['verdict']}: {rate_text(c)}"
+        if c["verdict"] in ("fail", FLAKY):
+            ET.SubElement(case, "failure", {"message": msg, "type": c["verdict"]}).text = (
+                "per repeat: " + " ".join(c["statuses"]))
+        elif c["verdict"] == "error":
+            ET.SubElement(case, "error", {"message": msg}).text = (
+                "infrastructure error in some repeat, not a kernel failure\nper repeat: "
+                + " ".join(c["statuses"]))
+        elif c["verdict"] == "skip":
+            ET.SubElement(case, "skipped", {"message": msg})
+        else:
+            ET.SubElement(case, "system-out").text = msg
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
 def summary_table(doc: Mapping[str, Any]) -> str:
