@@ -7,11 +7,20 @@ booted again):
     base (6.12) - series S1..Sn - H1 - H2 - R - H3            main
                                        \\
                                         R' - X - Xfix - H4     branch "build-break"
+                                       \\
+                                        Z0 - Z - Z1 - Z2       branch "zero-slow"
 
 H* touch only Documentation; R and R' break the counter clamp (the same change,
 so the same tree); X adds a syntax error to mm/vmpressure.c and Xfix removes it.
 Test 1 bisects Sn..H3 and must name R. Test 2 bisects H2..H4: git's first pick is
 X (the middle), which must be skipped, not blamed; the answer must be R'.
+
+Adaptive repeats (``--metric``, ``--max-runs``): Z clears every /dev/zero read twice, so the
+throughput a guest measures (with TCG's run-to-run noise) halves; ``bisect --metric
+--threshold 0.75x`` over H2..Z2 must name Z with confidence >= 0.95. A check made flaky on
+purpose (a QEMU wrapper marks every third boot of each kernel, and the step fails on a
+marked boot) must be reported flaky at H1..H2, not bad. ``check-series -`` (b4's per-patch
+check) passes Z1's patch and names X's as not building.
 
 The repository is made without ever writing a work tree (commits built in the
 index from the harness's extracted tarball), so it costs one ``git add`` of the
@@ -26,9 +35,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,6 +110,10 @@ def _regress(repo: Path, msg: str) -> str:
 
 
 SYNTAX_ERROR = "\nint harness_bisect_syntax_error(void) { return 0 }\n"
+ZERO_FILE = "drivers/char/mem.c"
+ZERO_CLEAR = "\t\tleft = clear_user(buf + cleared, chunk);\n"
+ZERO_TWICE = ZERO_CLEAR + "\t\tif (likely(!left))\t/* bisect test: twice the work */\n" \
+    "\t" + ZERO_CLEAR
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +147,12 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str 
     h["Xfix"] = _commit_edit(repo, "mm/vmpressure.c", lambda t: t.replace(SYNTAX_ERROR, ""),
                              "mm: vmpressure: fix the build")
     h["H4"] = _doc_commit(repo, 4)
+    git(repo, "checkout", "-q", "-b", "zero-slow", str(h["H2"]))
+    h["Z0"] = _doc_commit(repo, 5)
+    h["Z"] = _commit_edit(repo, ZERO_FILE, lambda t: t.replace(ZERO_CLEAR, ZERO_TWICE),
+                          "char: mem: clear each /dev/zero read twice")
+    h["Z1"] = _doc_commit(repo, 6)
+    h["Z2"] = _doc_commit(repo, 7)
     git(repo, "symbolic-ref", "HEAD", "refs/heads/main")  # back on main, index = main's tree
     git(repo, "read-tree", "main")
     print(f"\nhistory made in {time.monotonic() - t0:.0f}s")
@@ -194,3 +215,160 @@ def test_bisect_skips_a_commit_that_does_not_build(history: dict[str, str | Path
     assert x["verdict"] == "skip", x
     assert "mm/vmpressure.c" in x["attempts"][0]["detail"], x
     assert _state(repo) == before
+
+
+# --- adaptive repeats: a metric bisect, a flaky check, b4's per-patch check ------------------
+
+ACCEL = os.environ.get("HARNESS_TEST_ACCEL", "tcg")
+# /dev/zero throughput measured in the guest (MiB/s over 8 GiB of 1 MiB reads, timed by
+# /proc/uptime): about 5.5 GiB/s under TCG on our 2 cores, +-10 % from run to run.
+ZERO_TOML = """
+name = "zero-read"
+type = "usertest"
+[vm]
+ram_mib = 128
+swap_mib = 0
+[[step]]
+name = "zero"
+run = '''
+a=$(cut -d" " -f1 /proc/uptime)
+dd if=/dev/zero of=/dev/null bs=1M count=8192 2>/dev/null
+b=$(cut -d" " -f1 /proc/uptime)
+awk -v a=$a -v b=$b 'BEGIN { printf "MiBps %.1f\\n", 8192 / (b - a) }'
+'''
+timeout_s = 120
+tty = false
+[[step.extract]]
+name = "mib_s"
+regex = 'MiBps ([0-9.]+)'
+min = 1
+"""
+
+FLAKY_TOML = """
+name = "flaky-on-purpose"
+type = "usertest"
+[vm]
+ram_mib = 128
+swap_mib = 0
+[[step]]
+name = "unmarked"
+run = "! grep -q harness_flaky=1 /proc/cmdline"
+timeout_s = 60
+"""
+
+# On PATH before the real QEMU: every third boot of each kernel (by its -kernel path) gets
+# harness_flaky=1 on its command line, so a check that fails on a marked boot fails in
+# exactly one run of three, whatever the order the pool starts them in.
+QEMU_WRAPPER = """#!{python}
+import fcntl, os, sys, zlib
+args = sys.argv[1:]
+if "-kernel" in args and "-append" in args:
+    path = os.path.join({counters!r}, "%08x" % zlib.crc32(args[args.index("-kernel") + 1].encode()))
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        n = (int(open(path).read()) if os.path.exists(path) else 0) + 1
+        with open(path, "w") as f:
+            f.write(str(n))
+    if n % 3 == 0:
+        args[args.index("-append") + 1] += " harness_flaky=1"
+os.execv({real!r}, [{real!r}, *args])
+"""
+
+
+def _adaptive(repo: Path, good: str, bad: str, run_dir: Path, capsys: pytest.CaptureFixture[str],
+              *extra: str) -> tuple[int, dict[str, Any], float]:
+    t0 = time.monotonic()
+    rc = main(["bisect", "--repo", str(repo), "--good", good, "--bad", bad, "--accel", ACCEL,
+               "--run-dir", str(run_dir), *extra])
+    wall = time.monotonic() - t0
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\n{out}\nharness bisect wall time: {wall:.0f}s")
+    doc: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
+    return rc, doc, wall
+
+
+def _median_value(step: dict[str, Any]) -> float:
+    vals = sorted(a["value"] for a in step["attempts"] if a["value"] is not None)
+    return float(vals[len(vals) // 2])
+
+
+def test_metric_bisect_names_the_commit_that_halves_throughput(
+        history: dict[str, str | Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(history["repo"])
+    before = _state(repo)
+    scen = tmp_path / "zero-read.toml"
+    scen.write_text(ZERO_TOML)
+    rc, doc, wall = _adaptive(repo, str(history["H2"]), "zero-slow", tmp_path / "run", capsys,
+                              "--scenario", str(scen), "--metric", "zero.mib_s",
+                              "--threshold", "0.75x")
+    assert rc == 0, doc["message"]
+    assert doc["status"] == "found" and doc["first_bad"]["commit"] == history["Z"], doc["message"]
+    assert doc["confidence"] >= 0.95, doc["message"]
+    assert doc["message"].startswith(f"culprit {str(history['Z'])[:12]}, confidence ")
+    steps = {s["target"]: s for s in doc["steps"]}
+    ratio = _median_value(steps[str(history["Z"])]) / _median_value(steps[str(history["Z0"])])
+    assert 0.35 < ratio < 0.65, f"Z / Z0 throughput {ratio:.2f}: not a halving"
+    values = [a["value"] for a in steps[str(history["H2"])]["attempts"]]
+    assert len(values) >= 3 and max(values) > min(values), "no run-to-run noise at all?"
+    assert _state(repo) == before
+    with capsys.disabled():
+        print(f"metric bisect: Z/Z0 {ratio:.2f}, {doc['adaptive']['runs']} runs, "
+              f"confidence {doc['confidence']:.4f}, {wall:.0f}s")
+
+
+def test_a_check_flaky_on_purpose_is_reported_flaky_not_bad(
+        history: dict[str, str | Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = shutil.which("qemu-system-x86_64")
+    assert real, "no QEMU"
+    bindir, counters = tmp_path / "bin", tmp_path / "boots"
+    bindir.mkdir()
+    counters.mkdir()
+    wrapper = bindir / "qemu-system-x86_64"
+    wrapper.write_text(QEMU_WRAPPER.format(python=sys.executable, counters=str(counters),
+                                           real=real))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    scen = tmp_path / "flaky.toml"
+    scen.write_text(FLAKY_TOML)
+    rc, doc, _ = _adaptive(Path(history["repo"]), str(history["H1"]), str(history["H2"]),
+                           tmp_path / "run", capsys, "--scenario", str(scen),
+                           "--check", "unmarked", "--max-runs", "6")
+    boots = sorted(int(p.read_text()) for p in counters.iterdir() if p.suffix != ".lock")
+    assert boots == [6, 6], f"the wrapper saw {boots} boots per kernel"
+    assert rc == 3, doc
+    assert doc["status"] == "flaky" and doc["first_bad"] is None, doc["message"]
+    ends = [s for s in doc["steps"] if s["phase"] == "endpoint"]
+    assert [s["verdict"] for s in ends] == ["flaky", "flaky"], ends
+    for s in ends:
+        st = [a["statuses"].get("unmarked") for a in s["attempts"]]
+        assert st.count("fail") == 2 and st.count("pass") == 4, st
+    assert "good endpoint" in doc["message"]
+
+
+def _b4_check(repo: Path, sha: str, tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    patch = subprocess.run(["git", "-C", str(repo), "format-patch", "-1", "--stdout", sha],
+                           capture_output=True, check=True).stdout
+    scen = tmp_path / "zero-read.toml"
+    scen.write_text(ZERO_TOML)
+    return subprocess.run([sys.executable, "-m", "harness", "check-series", "-", "--scenario",
+                           str(scen), "--accel", ACCEL, "--run-dir", str(tmp_path / name)],
+                          input=patch.decode(), capture_output=True, text=True, cwd=repo,
+                          timeout=3600)
+
+
+def test_check_series_from_b4_passes_a_good_patch_and_names_one_that_does_not_build(
+        history: dict[str, str | Path], tmp_path: Path) -> None:
+    """b4 prep --check runs ``harness check-series -`` in the repository, once per patch
+    on stdin: silent on a patch whose commit passes, one ERROR line when it does not build."""
+    repo = Path(history["repo"])
+    ok = _b4_check(repo, str(history["Z1"]), tmp_path, "ok")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout == ""
+    bad = _b4_check(repo, str(history["X"]), tmp_path, "bad")
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    line, = bad.stdout.splitlines()
+    assert line.startswith("ERROR: harness check-series: patch 1 (") and "does not build" in line
+    assert "mm/vmpressure.c" in line
