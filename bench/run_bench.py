@@ -2,6 +2,8 @@
 
 Runs the default scenario --reps times (kernel, image and workloads from cache after the
 first), prints per-phase medians from each run's timings and the wall-clock median.
+:func:`repeat_run_process` times ``harness run --repeat N`` (``python -m bench all
+--with-repeat``).
 Usage: .venv/bin/python bench/run_bench.py [--reps 3] [--scenario mempressure]
 """
 
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.core.request import kernel_request
 from harness.core.runner import RunOptions, run_scenario
@@ -30,6 +33,25 @@ def warm_run_process(scenario: str = "mempressure") -> tuple[float, int]:
         t0 = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
         return time.monotonic() - t0, r.returncode
+
+
+def repeat_run_process(repeats: int = 10, scenario: str = "mempressure") -> tuple[float, int,
+                                                                               dict[str, Any]]:
+    """(wall seconds, exit status, combined results) of ``harness run --repeat N``, kernel
+    cached: the guests run side by side as cores and RAM admit (the matrix pool)."""
+    with tempfile.TemporaryDirectory(prefix="bench-repeat-") as d:
+        run_dir = Path(d) / "run"
+        cmd = [sys.executable, "-m", "harness", "run", "--scenario", scenario, "--accel", "tcg",
+               "--repeat", str(repeats), "--run-dir", str(run_dir)]
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+        wall = time.monotonic() - t0
+        try:
+            doc: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
+        except (OSError, ValueError):
+            doc = {}
+        return wall, r.returncode, {"verdict": doc.get("verdict"), "checks": {
+            c["name"]: f"{c['passes']}/{c['total']}" for c in doc.get("checks", [])}}
 
 
 def main() -> None:
