@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from harness.commands.build import add_arch_options
 from harness.commands.vm_options import add_vm_arguments, config_from_args
 from harness.vm import Machine
 
@@ -23,6 +24,7 @@ SUMMARY_CMD = ("uname -r; awk '/^MemTotal:/{print $2} /^SwapTotal:/{print $2}' /
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_vm_arguments(parser)
+    add_arch_options(parser.add_argument_group("kernel"))
 
 
 def run(args: argparse.Namespace) -> int:

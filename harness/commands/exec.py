@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.commands.build import add_build_options, request_from_args, terminal_progress
+from harness.commands.build import (
+    add_build_options,
+    arch_from_args,
+    request_from_args,
+    terminal_progress,
+)
 from harness.commands.vm_options import add_vm_arguments, vm_settings_from_args
 from harness.errors import InfraError, UsageError
 
@@ -74,10 +79,15 @@ def _write(stream: str, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     text = command_text(list(args.cmd))
+    from harness.arch import get_arch
     from harness.image.build import with_shared_libs
 
-    # Dynamic programs bring their libraries and loader; a missing one is exit 2, before boot.
-    ships = with_shared_libs({dest: path for path, dest in map(parse_ship, args.ship)}, "--ship")
+    arch_name, page = arch_from_args(args)
+    arch = get_arch(arch_name)
+    # Dynamic programs bring their libraries and loader (the guest architecture's); a missing
+    # one, or a program of another architecture, is exit 2, before boot.
+    ships = with_shared_libs({dest: path for path, dest in map(parse_ship, args.ship)}, "--ship",
+                             arch)
     vm_set = vm_settings_from_args(args)
     from harness.vm.preflight import check_ram_on_host
 
@@ -85,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kernel is not None:
         from harness.commands.vm_options import resolve_kernel
 
-        kernel = resolve_kernel(args.kernel)
+        kernel = resolve_kernel(args.kernel, arch.name, page)
     else:
         from harness.kernel.build import build_kernel
 
@@ -94,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from harness.image import build_image
     from harness.vm import Machine, VMConfig
 
-    cfg = VMConfig(kernel=kernel, initramfs=build_image().initramfs, ram_mib=vm_set.ram_mib,
+    cfg = VMConfig(kernel=kernel, initramfs=build_image(arch=arch).initramfs,
+                   ram_mib=vm_set.ram_mib, arch=arch.name,
                    swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=args.accel,
                    boot_timeout=vm_set.boot_timeout_s,
                    cmdline_extra="harness.cgroup=v2" if args.cgroup == "v2" else "")

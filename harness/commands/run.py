@@ -85,7 +85,11 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     vm = vm_settings_from_args(args, spec.vm)
     check_ram_on_host(vm.ram_mib)  # ... and so does RAM the host does not have
     if args.kernel is not None:
-        check_kernel_file(args.kernel)
+        from harness.arch import get_arch
+        from harness.commands.build import arch_from_args
+
+        arch, page = arch_from_args(args)
+        check_kernel_file(args.kernel, get_arch(arch), page)
     req = kernel_request(args, spec)
     opts: dict[str, Any] = {}
     if args.no_reclaim:
@@ -159,7 +163,8 @@ def run_repeat(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     kspec = KernelSpec(name="kernel", source=None if req.source is None else str(req.source),
                        rev=req.rev, series=tuple(str(s) for s in req.series),
-                       fragments=tuple(req.fragments), base=req.base)
+                       fragments=tuple(req.fragments), base=req.base, arch=req.arch,
+                       page_size=req.page_size)
     repeat_job = _repeat_job_class()
     scen = PlanScenario(opts.spec.name, str(opts.spec.path), args.duration, tuple(opts.checks))
     jobs: list[Job] = [repeat_job(kspec, scen, VMSize(f"repeat-{i}", opts.vm.ram_mib,

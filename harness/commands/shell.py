@@ -15,6 +15,7 @@ import sys
 import termios
 import tty
 
+from harness.commands.build import add_arch_options
 from harness.commands.vm_options import add_vm_arguments, config_from_args
 from harness.errors import InfraError, UsageError
 from harness.vm import Machine
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_vm_arguments(parser)
+    add_arch_options(parser.add_argument_group("kernel"))
 
 
 def _interactive(vm: Machine) -> int:

@@ -10,6 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from harness.arch import get_arch
 from harness.core.spec import VMSettings
 from harness.errors import UsageError
 from harness.image import build_image
@@ -52,27 +53,33 @@ def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to keep console.log etc. (default: a new dir under runs/)")
 
 
-def resolve_kernel(kernel: Path | None) -> Path:
-    """The given bzImage, or the default kernel (built or taken from the cache)."""
+def resolve_kernel(kernel: Path | None, arch: str | None = None,
+                   page_size: str | None = None) -> Path:
+    """The given kernel image (checked as ``arch``'s), or the default kernel of ``arch``
+    (built or taken from the cache)."""
+    rec = get_arch(arch)
     if kernel is not None:
         if not kernel.is_file():
             raise UsageError(f"--kernel {kernel}", "kernel image not found")
-        check_kernel_file(kernel)
+        check_kernel_file(kernel, rec, page_size)
         return kernel
     from harness.kernel.build import BuildRequest, build_kernel  # lazy: heavy, optional
 
-    log.info("no --kernel given: building (or reusing) the default kernel")
-    return Path(build_kernel(BuildRequest()).bzimage)
+    log.info("no --kernel given: building (or reusing) the default %s kernel", rec.name)
+    return Path(build_kernel(BuildRequest(arch=rec.name, page_size=page_size)).bzimage)
 
 
 def config_from_args(args: argparse.Namespace) -> VMConfig:
     """A validated VMConfig; the cheap checks run before any kernel is built."""
+    from harness.commands.build import arch_from_args
+
     vm = vm_settings_from_args(args)
+    arch, page = arch_from_args(args)
     check_ram_on_host(vm.ram_mib)
-    kernel = resolve_kernel(args.kernel)
-    img = build_image()
+    kernel = resolve_kernel(args.kernel, arch, page)
+    img = build_image(arch=get_arch(arch))
     cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=vm.ram_mib,
                    swap_mib=vm.swap_mib, smp=vm.smp, accel=args.accel,
-                   boot_timeout=vm.boot_timeout_s)
+                   boot_timeout=vm.boot_timeout_s, arch=arch)
     cfg.validate()
     return cfg

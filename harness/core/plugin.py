@@ -74,6 +74,7 @@ class KernelInfo:
     source_tree: Path | None = None  # the harness's work tree (series applied), if built here
     build_dir: Path | None = None  # its O= build dir (headers, .config), if built here
     config: Path | None = None  # the .config the kernel was built with
+    arch: str = "x86_64"  # harness.arch: what its guest programs must be built for
 
 
 class RunContext:

@@ -30,6 +30,8 @@ class KernelOverrides:
     fragments: tuple[str, ...] | None = None
     base: str | None = None
     jobs: int | None = None
+    arch: str | None = None  # None: the default architecture (harness.arch)
+    page_size: str | None = None  # None: the architecture's default
 
 
 def kernel_request(spec: ScenarioSpec, over: KernelOverrides = KernelOverrides(),
@@ -48,5 +50,6 @@ def kernel_request(spec: ScenarioSpec, over: KernelOverrides = KernelOverrides()
     return BuildRequest(source=over.source, rev=over.rev,
                         series=tuple(series) + tuple(extra_series), fragments=tuple(fragments),
                         base=over.base or default.base, jobs=over.jobs,
+                        arch=over.arch or default.arch, page_size=over.page_size,
                         kselftest_configs=spec.kselftest_configs,
                         config_missing_ok=spec.config_missing_ok)

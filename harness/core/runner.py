@@ -142,8 +142,9 @@ class _Run:
         if self.opts.kernel:
             if not self.opts.kernel.is_file():
                 raise UsageError(f"--kernel {self.opts.kernel}", "no such file")
-            self.info["kernel"] = {"bzimage": str(self.opts.kernel), "prebuilt": True}
-            return KernelInfo(bzimage=self.opts.kernel)
+            self.info["kernel"] = {"bzimage": str(self.opts.kernel), "prebuilt": True,
+                                   "arch": self.opts.build.arch}
+            return KernelInfo(bzimage=self.opts.kernel, arch=self.opts.build.arch)
         from harness.kernel.build import build_kernel, lineage_dirs, resolve_inputs
 
         art = build_kernel(self.opts.build, progress=self.opts.build_progress)
@@ -152,7 +153,10 @@ class _Run:
                                "series": [s["name"] for s in art.metadata.get("series", [])],
                                "source": art.metadata.get("source", {})}
         src, build_dir = lineage_dirs(resolve_inputs(self.opts.build))
+        self.info["kernel"]["arch"] = art.arch.name
+        self.info["kernel"]["page_size"] = art.metadata.get("page_size", "4k")
         return KernelInfo(bzimage=art.bzimage, request=self.opts.build, source_tree=src,
+                          arch=art.arch.name,
                           build_dir=build_dir, config=art.config)
 
     def _prepare(self, kernel: KernelInfo) -> dict[str, Path]:
@@ -190,17 +194,19 @@ class _Run:
         return judge_run_dir(self.run_dir)
 
     def _execute(self) -> None:
+        from harness.arch import get_arch
         from harness.image import build_image
         from harness.vm import Machine, VMConfig
 
         kernel = self._timed("build kernel", self._kernel)
         files = self._timed("prepare", lambda: self._prepare(kernel))
-        image = self._timed("build image", build_image)
+        image = self._timed("build image", lambda: build_image(arch=get_arch(kernel.arch)))
         vm_set = self.opts.vm
         cmdline = "harness.cgroup=v2" if vm_set.cgroup == "v2" else ""
         cfg = VMConfig(kernel=kernel.bzimage, initramfs=image.initramfs, ram_mib=vm_set.ram_mib,
                        swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=self.opts.accel,
-                       boot_timeout=vm_set.boot_timeout_s, cmdline_extra=cmdline)
+                       boot_timeout=vm_set.boot_timeout_s, cmdline_extra=cmdline,
+                       arch=kernel.arch)
         cfg.validate()
         self.progress("[run] boot...")
         t_boot = time.monotonic()

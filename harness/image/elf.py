@@ -99,7 +99,8 @@ def _vaddr_to_offset(vaddr: int, phdrs: Sequence[tuple[int, int, int, int]], wha
 
 def resolve_libs(binary: Path, lib_dirs: Sequence[str],
                  read: Callable[[Path], bytes] = Path.read_bytes,
-                 exists: Callable[[Path], bool] = os.path.exists) -> list[str]:
+                 exists: Callable[[Path], bool] = os.path.exists,
+                 realpath: Callable[[str], str] = os.path.realpath) -> list[str]:
     """The interpreter and the transitive closure of DT_NEEDED of ``binary``, as the paths
     its loader finds them at in ``lib_dirs`` (first match wins, like ``ldd``). A library
     found nowhere is a SetupError naming the binary and the library."""
@@ -124,5 +125,5 @@ def resolve_libs(binary: Path, lib_dirs: Sequence[str],
             raise SetupError(str(binary), f"missing shared library: {name} (not in "
                              f"{', '.join(lib_dirs)})")
         out.add(found)
-        todo.extend(parse_elf(read(Path(os.path.realpath(found))), found).needed)
+        todo.extend(parse_elf(read(Path(realpath(found))), found).needed)
     return sorted(out)

@@ -72,9 +72,10 @@ def _local_kernel(build: Mapping[str, Any], run_dir: Path) -> Path | None:
         return None
     d = run_dir / "kernel"
     d.mkdir(parents=True, exist_ok=True)
-    (d / "bzImage").write_bytes(build["bzimage_bytes"])
+    name = Path(str(build["bzimage"])).name  # bzImage, or arm64's Image
+    (d / name).write_bytes(build["bzimage_bytes"])
     (d / "metadata.json").write_text(str(build["metadata_json"]))
-    return d / "bzImage"
+    return d / name
 
 
 def job_task(job: Job, build: dict[str, Any], run_dir: str, accel: str,

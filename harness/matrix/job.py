@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir
+from harness.arch import DEFAULT_ARCH
 from harness.core.request import KernelOverrides, kernel_request
 from harness.core.results import Status
 from harness.core.spec import load_spec
@@ -47,7 +48,7 @@ def overrides(k: KernelSpec) -> KernelOverrides:
     return KernelOverrides(source=k.source, rev=k.rev,
                            series=None if k.series is None else tuple(Path(s) for s in k.series),
                            fragments=None if k.fragments is None else tuple(k.fragments),
-                           base=k.base)
+                           base=k.base, arch=k.arch, page_size=k.page_size)
 
 
 def build_request(job: Job) -> BuildRequest:
@@ -69,7 +70,7 @@ def build_name(job: Job) -> str:
                          series=DEFAULT_SERIES if k.series is None else tuple(Path(s)
                                                                              for s in k.series),
                          fragments=DEFAULT_FRAGMENTS if k.fragments is None else k.fragments,
-                         base=k.base)
+                         base=k.base, arch=k.arch, page_size=k.page_size)
     return k.name if build_request(job) == plain else f"{k.name}@{job.scenario.name}"
 
 
@@ -86,6 +87,10 @@ def job_argv(job: Job, kernel: Path | None, run_dir: Path, accel: str = "auto",
     """
     argv = [python, "-m", "harness", "run", "--scenario", job.scenario.path,
             "--run-dir", str(run_dir), "--json", "--accel", accel]
+    if job.kernel.arch != DEFAULT_ARCH:  # a prebuilt kernel too: its QEMU and its image
+        argv += ["--arch", job.kernel.arch]
+    if job.kernel.page_size is not None:
+        argv += ["--page-size", job.kernel.page_size]
     if kernel is not None:
         argv += ["--kernel", str(kernel)]
     else:

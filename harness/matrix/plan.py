@@ -15,6 +15,8 @@ Plan format (``plans/*.toml``)::
     series = ["../patches/mempressure-shrinker"]   # [] = no series
     fragments = ["guest", "mempressure", "mempressure-shrinker"]
     base = "tinyconfig"
+    arch = "arm64"                  # optional (default x86_64): harness.arch.ARCHES
+    page_size = "64k"               # optional: the architecture's page sizes (default 4k)
 
     [[scenario]]                    # or: scenario = ["mempressure", "clamping.toml"]
     name = "clamping"
@@ -41,11 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.arch import DEFAULT_ARCH, Arch, get_arch
 from harness.core.spec import check_keys
 from harness.errors import UsageError
 from harness.kernel.build import BASE_TARGETS
 
-_KERNEL_KEYS = {"name", "source", "rev", "revs", "series", "fragments", "base"}
+_KERNEL_KEYS = {"name", "source", "rev", "revs", "series", "fragments", "base", "arch",
+                "page_size"}
 _SCENARIO_KEYS = {"name", "path", "duration", "checks"}
 _VM_KEYS = {"name", "ram_mib", "swap_mib", "smp"}
 _TOP_KEYS = {"name", "description", "kernel", "scenario", "vm"}
@@ -63,6 +67,8 @@ class KernelSpec:
     series: tuple[str, ...] | None = None
     fragments: tuple[str, ...] | None = None
     base: str = "tinyconfig"
+    arch: str = DEFAULT_ARCH
+    page_size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,10 +173,25 @@ def _kernels(path: Path, items: Any) -> list[KernelSpec]:
         base = str(t.get("base", "tinyconfig"))
         if base not in BASE_TARGETS:
             base = str((base_dir / Path(base).expanduser()).resolve())  # a .config file
+        arch = _arch(path, what, t)
+        page = str(t["page_size"]) if "page_size" in t else None
+        if page is not None:
+            try:
+                arch.page_fragment(page)
+            except UsageError as exc:
+                raise UsageError(_where(path, f"{what} page_size"), exc.message) from None
         for rev in revs:
             kname = f"{name}@{rev}" if "revs" in t else name
-            out.append(KernelSpec(kname, source, rev, series, frags, base))
+            out.append(KernelSpec(kname, source, rev, series, frags, base, arch.name, page))
     return out
+
+
+def _arch(path: Path, what: str, t: Mapping[str, Any]) -> Arch:
+    """The plan kernel's architecture record; an unknown one names the file and key."""
+    try:
+        return get_arch(str(t["arch"]) if "arch" in t else None)
+    except UsageError as exc:
+        raise UsageError(_where(path, f"{what} arch"), exc.message) from None
 
 
 def _scenarios(path: Path, items: Any) -> list[ScenarioSpec]:

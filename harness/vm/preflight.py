@@ -142,14 +142,26 @@ def check_ram_on_host(ram_mib: int) -> None:
     check_ram(ram_mib, host)
 
 
-def check_kernel_file(kernel: Path, arch: Arch = X86_64) -> None:
-    """The architecture's image check (:data:`IMAGE_CHECKS`) on the first bytes of ``kernel``."""
+def check_page_size(header: bytes, path: Path, arch: Arch, page_size: str | None) -> None:
+    """A prebuilt arm64 Image declares its page size: a ``--page-size`` that is not it is
+    exit 2 (x86_64 images declare none; their page size is always 4k)."""
+    if arch is ARM64 and page_size is not None:
+        declared = arm64_page_size(header)
+        if declared is not None and declared != page_size:
+            raise UsageError(f"--page-size {page_size}", f"--kernel {path} is built with "
+                             f"{declared} pages")
+
+
+def check_kernel_file(kernel: Path, arch: Arch = X86_64, page_size: str | None = None) -> None:
+    """The architecture's image check (:data:`IMAGE_CHECKS`) on the first bytes of ``kernel``,
+    and its declared page size against ``page_size`` (when given)."""
     try:
         with open(kernel, "rb") as f:
             header = f.read(HEADER_BYTES)
     except OSError as exc:
         raise UsageError(f"--kernel {kernel}", f"cannot read: {exc.strerror}") from exc
     IMAGE_CHECKS[arch.name](header, kernel)
+    check_page_size(header, kernel, arch, page_size)
 
 
 def preflight(cfg: VMConfig) -> None:

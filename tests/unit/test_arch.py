@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +55,194 @@ def test_userland_paths() -> None:
     assert ARM64.cc == "aarch64-linux-gnu-gcc" and X86_64.cc == "gcc"
     assert ARM64.cpu_for("tcg") == "max,pauth-impdef=on" and ARM64.cpu_for("kvm") == "host"
     assert X86_64.cpu_for("tcg") is None
+
+
+# --- the arm64 guest: argv, image checks, ELF, busybox applets ------------------------------
+
+def _vm(tmp_path: Path, arch: str) -> Any:
+    from harness.vm.config import VMConfig
+
+    (tmp_path / "k").write_bytes(b"k")
+    (tmp_path / "i").write_bytes(b"i")
+    return VMConfig(kernel=tmp_path / "k", initramfs=tmp_path / "i", arch=arch)
+
+
+def test_arm64_argv(tmp_path: Path) -> None:
+    from harness.vm.argv import RunPaths, build_argv, firmware
+
+    cfg = _vm(tmp_path, "arm64")
+    argv = build_argv(cfg, RunPaths.in_dir(tmp_path, swap=True), accel="tcg", ssh_port=2,
+                      nonce="n", bios=firmware(ARM64))
+    s = " ".join(argv)
+    assert argv[0] == "qemu-system-aarch64" and "-M virt -cpu max,pauth-impdef=on" in s
+    assert "-bios" not in argv and firmware(ARM64) is None
+    append = argv[argv.index("-append") + 1]
+    assert append.startswith("console=ttyAMA0 panic=-1 ") and "no_timer_check" not in append
+    for dev in ("pvpanic-pci", "virtio-balloon-pci,id=balloon0", "virtio-serial-pci,id=vser0"):
+        assert dev in argv
+    assert any(a.endswith("if=virtio,format=raw,cache=unsafe") for a in argv)
+    kvm = build_argv(cfg, RunPaths.in_dir(tmp_path, swap=False), accel="kvm", ssh_port=2,
+                     nonce="n")
+    assert kvm[kvm.index("-cpu") + 1] == "host"
+    x86 = build_argv(_vm(tmp_path, "x86_64"), RunPaths.in_dir(tmp_path, swap=False),
+                     accel="tcg", ssh_port=2, nonce="n")
+    assert x86[:3] == ["qemu-system-x86_64", "-M", "q35"] and "-cpu" not in x86
+
+
+def test_arm64_guest_never_uses_kvm_on_this_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.vm import accel
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert accel.resolve_accel("auto", Path("Image"), arch=ARM64) == "tcg"
+    with pytest.raises(UsageError) as ei:
+        accel.resolve_accel("kvm", Path("Image"), arch=ARM64)
+    assert ei.value.culprit == "--accel kvm"
+
+
+def _arm64_header(page_bits: int = 1) -> bytes:
+    h = bytearray(64)
+    struct.pack_into("<Q", h, 24, page_bits << 1)
+    h[56:60] = b"ARM\x64"
+    return bytes(h)
+
+
+def test_arm64_image_checks(tmp_path: Path) -> None:
+    from harness.vm import preflight as pf
+
+    img = tmp_path / "Image"
+    img.write_bytes(_arm64_header(3) + b"\0" * 1024)
+    pf.check_kernel_file(img, ARM64)
+    pf.check_kernel_file(img, ARM64, "64k")
+    assert pf.arm64_page_size(_arm64_header(1)) == "4k"
+    with pytest.raises(UsageError) as ei:
+        pf.check_kernel_file(img, ARM64, "4k")
+    assert ei.value.culprit == "--page-size 4k" and "64k pages" in ei.value.message
+    with pytest.raises(UsageError) as ei:
+        pf.check_kernel_file(img, X86_64)
+    assert "--arch arm64" in ei.value.message
+    bz = bytearray(0x230)
+    bz[0x202:0x206] = b"HdrS"
+    with pytest.raises(UsageError) as ei:
+        pf.check_arm64_image(bytes(bz), img)
+    assert "x86 bzImage" in ei.value.message and "--arch x86_64" in ei.value.message
+    for bad, why in ((b"\x1f\x8b" + b"\0" * 100, "gzip"), (b"\x7fELF" + b"\0" * 100, "ELF"),
+                     (b"\0" * 100, "no 'ARM")):
+        with pytest.raises(UsageError) as ei:
+            pf.check_arm64_image(bad, img)
+        assert why in ei.value.message
+
+
+def _elf(machine: int, interp: str | None, needed: list[str]) -> bytes:
+    """A minimal ELF64 LE with one PT_LOAD covering everything, PT_INTERP and PT_DYNAMIC."""
+    strtab = b"\0" + b"".join(n.encode() + b"\0" for n in needed)
+    interp_b = (interp.encode() + b"\0") if interp else b""
+    phnum = 3 if interp else 2
+    ph_off, data_off = 64, 64 + 56 * phnum
+    interp_off = data_off
+    str_off = interp_off + len(interp_b)
+    dyn_off = str_off + len(strtab)
+    dyn = b""
+    pos = 1
+    for n in needed:
+        dyn += struct.pack("<qQ", 1, pos)
+        pos += len(n) + 1
+    dyn += struct.pack("<qQ", 5, str_off) + struct.pack("<qQ", 0, 0)
+    total = dyn_off + len(dyn)
+    hdr = bytearray(64)
+    hdr[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<H", hdr, 18, machine)
+    struct.pack_into("<Q", hdr, 32, ph_off)
+    struct.pack_into("<HH", hdr, 54, 56, phnum)
+    phs = struct.pack("<IIQQQQQQ", 1, 5, 0, 0, 0, total, total, 0x1000)
+    if interp:
+        phs += struct.pack("<IIQQQQQQ", 3, 4, interp_off, interp_off, 0, len(interp_b),
+                           len(interp_b), 1)
+    phs += struct.pack("<IIQQQQQQ", 2, 6, dyn_off, dyn_off, 0, len(dyn), len(dyn), 8)
+    return bytes(hdr) + phs + interp_b + strtab + dyn
+
+
+def test_elf_reader_and_multiarch_resolution() -> None:
+    from harness.errors import SetupError
+    from harness.image import elf
+
+    prog = _elf(183, "/lib/ld-linux-aarch64.so.1", ["libz.so.1", "libc.so.6"])
+    info = elf.parse_elf(prog)
+    assert info == elf.ElfInfo(183, "/lib/ld-linux-aarch64.so.1", ("libz.so.1", "libc.so.6"))
+    files = {"/bin/p": prog, "/lib/ld-linux-aarch64.so.1": b"",
+             "/usr/lib/aarch64-linux-gnu/libz.so.1": _elf(183, None, ["libc.so.6"]),
+             "/lib/aarch64-linux-gnu/libc.so.6": _elf(183, None,
+                                                     ["ld-linux-aarch64.so.1"])}
+    libs = elf.resolve_libs(Path("/bin/p"), ARM64.lib_dirs, read=lambda p: files[str(p)],
+                            exists=lambda p: str(p) in files, realpath=str)
+    assert libs == ["/lib/aarch64-linux-gnu/libc.so.6", "/lib/ld-linux-aarch64.so.1",
+                    "/usr/lib/aarch64-linux-gnu/libz.so.1"]
+    del files["/usr/lib/aarch64-linux-gnu/libz.so.1"]
+    with pytest.raises(SetupError) as ei:
+        elf.resolve_libs(Path("/bin/p"), ARM64.lib_dirs, read=lambda p: files[str(p)],
+                         exists=lambda p: str(p) in files, realpath=str)
+    assert "libz.so.1" in ei.value.message
+    assert elf.resolve_libs(Path("/s"), ARM64.lib_dirs, read=lambda p: _elf(183, None, []),
+                            exists=lambda p: False) == []
+
+
+def test_shipping_a_program_of_another_arch_is_exit_2(tmp_path: Path) -> None:
+    from harness.image.build import with_shared_libs
+
+    prog = tmp_path / "tool"
+    prog.write_bytes(_elf(62, None, []))
+    with pytest.raises(UsageError) as ei:
+        with_shared_libs({"/root/tool": prog}, "--ship", ARM64)
+    assert ei.value.culprit.startswith("--ship ") and "x86_64 program" in ei.value.message
+
+
+def test_busybox_applets_read_from_the_binary() -> None:
+    from harness.errors import SetupError
+    from harness.image.build import applets_from_binary
+
+    data = b"\x00junk[\x00[[\x00ash\x00busybox\x00ls\x00zcat\x00\x00\x01more"
+    assert applets_from_binary(data, "bb") == ["[", "[[", "ash", "ls", "zcat"]
+    with pytest.raises(SetupError):
+        applets_from_binary(b"no table", "bb")
+
+
+# --- the options and the plan ----------------------------------------------------------------
+
+def test_page_size_on_x86_64_is_exit_2_naming_the_option(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["build", "--page-size", "64k"]) == 2
+    err = capsys.readouterr().err
+    assert "harness: error: --page-size 64k: x86_64 supports 4k pages" in err
+
+
+def test_arch_options_reach_the_build_request() -> None:
+    import argparse
+
+    from harness.commands.build import add_build_options, request_from_args
+
+    p = argparse.ArgumentParser()
+    add_build_options(p)
+    req = request_from_args(p.parse_args(["--arch", "arm64", "--page-size", "64k"]))
+    assert (req.arch, req.page_size) == ("arm64", "64k")
+    assert request_from_args(p.parse_args([])).arch == "x86_64"
+
+
+def test_plan_kernels_carry_arch_and_page_size() -> None:
+    from harness.matrix.job import build_request, job_argv
+    from harness.matrix.plan import parse_plan
+
+    plan = parse_plan({"kernel": [{"name": "x"}, {"name": "a64k", "arch": "arm64",
+                                                  "page_size": "64k"}],
+                       "scenario": ["mempressure"]}, Path("/p/p.toml"))
+    x, a = plan.jobs
+    assert (a.kernel.arch, a.kernel.page_size) == ("arm64", "64k")
+    assert build_request(a).arch == "arm64" and build_request(a).page_size == "64k"
+    argv = " ".join(job_argv(a, None, Path("/r"), python="py"))
+    assert "--arch arm64 --page-size 64k" in argv
+    assert "--arch" not in job_argv(x, None, Path("/r"), python="py")
+    for bad, key in (({"arch": "sparc"}, "arch"), ({"page_size": "64k"}, "page_size")):
+        with pytest.raises(UsageError) as ei:
+            parse_plan({"kernel": [{"name": "k", **bad}], "scenario": ["mempressure"]},
+                       Path("/p/p.toml"))
+        assert ei.value.culprit == f"/p/p.toml: [[kernel]] k {key}"

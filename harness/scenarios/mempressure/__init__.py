@@ -80,15 +80,17 @@ class Mempressure:
     def prepare(self, spec: ScenarioSpec, kernel: KernelInfo) -> dict[str, Path]:
         """The workload binaries, and the series' selftest built from the tree under test
         (none with a prebuilt --kernel: the contract check is then skipped, and says why)."""
+        from harness.arch import get_arch
         from harness.kselftest import SELFTESTS, build_kselftests
         from harness.workloads import build_workload
 
-        bins = build_workload(spec.get("workload", "name", str))
+        arch = get_arch(kernel.arch)  # cross-compiled for the guest's architecture
+        bins = build_workload(spec.get("workload", "name", str), arch=arch)
         files = {f"{protocol.GUEST_BIN}/{name}": path for name, path in bins.items()}
         program = spec.get("contract", "program", str)
         tree = kernel.source_tree
         if tree is not None and (tree / SELFTESTS / f"{program}.c").is_file():
-            files.update(build_kselftests(tree, [], [program]).ship())
+            files.update(build_kselftests(tree, [], [program], arch=arch).ship())
         return files
 
     def exercise(self, ctx: RunContext) -> None:

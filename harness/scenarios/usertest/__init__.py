@@ -37,9 +37,12 @@ class UserTestType:
     def prepare(self, spec: ScenarioSpec, kernel: KernelInfo) -> dict[str, Path]:
         """The ``[[ship]]`` files, plus kselftests built from the kernel's own source."""
         test = parse_usertest(spec)
+        from harness.arch import get_arch
         from harness.image.build import with_shared_libs
 
-        files = with_shared_libs({s.dest: s.src for s in test.ships}, f"{spec.path} [[ship]]")
+        arch = get_arch(kernel.arch)
+        files = with_shared_libs({s.dest: s.src for s in test.ships}, f"{spec.path} [[ship]]",
+                                 arch)
         if test.kselftest_targets or test.kselftest_programs:
             if kernel.source_tree is None:
                 raise UsageError(f"{spec.path} [kselftest]",
@@ -48,7 +51,7 @@ class UserTestType:
             from harness.kselftest import build_kselftests
 
             files.update(build_kselftests(kernel.source_tree, test.kselftest_targets,
-                                          test.kselftest_programs).ship())
+                                          test.kselftest_programs, arch=arch).ship())
         return files
 
     def exercise(self, ctx: RunContext) -> None:
