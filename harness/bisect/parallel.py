@@ -84,7 +84,8 @@ class BatchRunner:
 
     def _job(self, name: str, req: BuildRequest) -> Job:
         k = KernelSpec(name, str(req.source) if req.source is not None else None, req.rev,
-                       tuple(str(s) for s in req.series), tuple(req.fragments), req.base)
+                       tuple(str(s) for s in req.series), tuple(req.fragments), req.base,
+                       req.arch, req.page_size)
         return Job(k, ScenarioSpec("bisect", self.cfg.scenario, self.cfg.duration,
                                    tuple(self.cfg.checks)),
                    VMSize("vm", self.cfg.ram_mib, self.cfg.swap_mib, self.cfg.smp))

@@ -66,6 +66,8 @@ class BisectConfig:
     swap_mib: int | None = None
     smp: int | None = None
     accel: str = "auto"
+    arch: str = "x86_64"  # --arch / --page-size: every step's kernel and guest
+    page_size: str | None = None
     duration: int | None = None
     orig_head: str = ""
     workers: int = 1  # > 1: n-section, workers - 1 points per round, run in parallel
@@ -171,7 +173,8 @@ class StepRunner:
         return kernel_request(self.spec, KernelOverrides(
             source=source, rev=rev,
             series=series if series is not None else tuple(Path(s) for s in self.cfg.series),
-            fragments=tuple(self.cfg.fragments), base=self.cfg.base, jobs=self.cfg.jobs))
+            fragments=tuple(self.cfg.fragments), base=self.cfg.base, jobs=self.cfg.jobs,
+            arch=self.cfg.arch, page_size=self.cfg.page_size))
 
     def execute(self, req: BuildRequest, step_dir: Path) -> Outcome:
         """Build, boot, run the scenario. Raises what build/boot raise (see verdict_for_error)."""

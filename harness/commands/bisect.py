@@ -109,6 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
     from harness.bisect.step import BisectConfig, git_out
+    from harness.commands.build import arch_from_args
     from harness.core.runner import planned_checks
     from harness.core.spec import load_spec
     from harness.errors import UsageError
@@ -120,6 +121,7 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
     )
 
     sc = load_spec(args.scenario)  # a bad name fails now, not as 'skip' on every step
+    arch, page = arch_from_args(args)
     checks = [c.name for c in planned_checks(sc, args.check or ())]
     frags = (tuple(f for c in args.config for f in c.split(",") if f) if args.config
              else sc.fragments or DEFAULT_FRAGMENTS)
@@ -134,6 +136,7 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
                   retries=args.retries, fragments=list(frags), base=args.base, jobs=args.jobs,
                   series=series, ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
                   accel=args.accel, duration=args.duration, workers=args.workers,
+                  arch=arch, page_size=page,
                   scheduler=args.scheduler,
                   tls_dir=str(args.tls_dir) if args.tls_dir else None,
                   **adaptive_settings(args))
@@ -149,7 +152,8 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
             bad = git_out(repo, "rev-parse", "--verify", f"{args.bad}^{{commit}}")
             # Fragments, base and any --patches on top are checked once, up front.
             resolve_inputs(BuildRequest(source=repo, rev=bad, series=tuple(
-                Path(s) for s in series), fragments=frags, base=args.base))
+                Path(s) for s in series), fragments=frags, base=args.base, arch=arch,
+                page_size=page))
         return BisectConfig(mode="git", repo=repo, good=good, bad=bad, **common)
     if not series:
         raise UsageError("--repo or --patches", "give a git repository to bisect, or a series")
@@ -159,7 +163,8 @@ def _config_from_args(args: argparse.Namespace, run_dir: Path) -> BisectConfig:
             raise UsageError(f"--{opt} {v}", "with --patches, a number of leading patches")
     inputs = resolve_inputs(BuildRequest(source=args.source, rev=args.rev,
                                          series=tuple(Path(s) for s in series),
-                                         fragments=frags, base=args.base))
+                                         fragments=frags, base=args.base, arch=arch,
+                                         page_size=page))
     return BisectConfig(mode="series", source=args.source, rev=args.rev, good=args.good or "0",
                         bad=args.bad or "", source_record=source_record(inputs.source),
                         **common)
