@@ -246,3 +246,29 @@ def test_plan_kernels_carry_arch_and_page_size() -> None:
             parse_plan({"kernel": [{"name": "k", **bad}], "scenario": ["mempressure"]},
                        Path("/p/p.toml"))
         assert ei.value.culprit == f"/p/p.toml: [[kernel]] k {key}"
+
+
+# --- the mempressure judge counts pages in the guest's page size -----------------------------
+
+def test_page_size_from_auxv() -> None:
+    from harness.scenarios.mempressure.workload_output import parse_auxv_page_size
+
+    # busybox od on an arm64 64k guest (two entries a line, as od prints /proc/self/auxv)
+    od = ("                   33      281473264095232\n                   51     4720\n"
+          "                   16           1035993083\n                    6    65536\n"
+          "                   17                  100\n")
+    assert parse_auxv_page_size(od) == 65536
+    assert parse_auxv_page_size("33 1 16 2\n") is None
+
+
+def test_stress_pass_deficit_in_the_guests_pages() -> None:
+    from harness.scenarios.mempressure.reclaim import stress_pass
+    from harness.scenarios.mempressure.workload_output import parse_mem_series, parse_stress
+
+    series = ("uptime_s ...\n10.0 1 1 1 0 0 0 0 0 0\n10.5 1 1 1 100 0 60 0 0 0\n")
+    stress = "EV 10.2 added n=1 held=1 advertised=1\n"
+    p4 = stress_pass("x", parse_mem_series(series), parse_stress(stress), 10.0, 1 << 20, False)
+    p64 = stress_pass("x", parse_mem_series(series), parse_stress(stress), 10.0, 1 << 20,
+                      False, 65536)
+    assert p4.summary["deficit_bytes"] == 40 * 4096 and p4.page_size == 4096
+    assert p64.summary["deficit_bytes"] == 40 * 65536 and p64.page_size == 65536

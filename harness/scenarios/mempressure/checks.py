@@ -18,7 +18,7 @@ from harness.console.known import KnownIssue
 from harness.core.plugin import CheckDef
 from harness.core.results import CheckResult, Expectation, Status, judged
 from harness.scenarios import console_rule
-from harness.scenarios.mempressure.reclaim import PAGE_SIZE, Interval, Pass
+from harness.scenarios.mempressure.reclaim import Interval, Pass
 from harness.scenarios.mempressure.workload_output import OpResult, StressLog
 
 INTERFACE_FILE = "memory.pressure_shrinker"
@@ -169,7 +169,7 @@ def gap_statement(p: Pass | None, reference: Pass | None) -> str:
     s = p.summary
     lru = "MGLRU" if p.mglru else "the classic LRU"
     text = (f"OOM kill {s['t_oom_s']} s into the stress phase under {lru}: reclaim scanned "
-            f"{s['scanned_pages'] * PAGE_SIZE >> 20} MiB, missed {s['deficit_bytes'] >> 20} MiB, "
+            f"{s['scanned_pages'] * p.page_size >> 20} MiB, missed {s['deficit_bytes'] >> 20} MiB, "
             f"and the shrinker was asked {s['asked_bytes'] >> 20} MiB")
     if reference is not None:
         r = reference.summary

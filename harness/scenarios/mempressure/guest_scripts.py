@@ -30,6 +30,11 @@ SAMPLER = (
 )
 
 
+#: The running kernel's page size: busybox has no getconf, but od prints od's own auxiliary
+#: vector (AT_PAGESZ among its type/value pairs; workload_output.parse_auxv_page_size).
+PAGE_SIZE_COMMAND = "od -An -tu8 /proc/self/auxv"
+
+
 def start_sampler(out: str = "/tmp/mem.ts", interval: float = 0.5) -> str:
     """Background sampler: one line of :data:`MEM_COLUMNS` (memory in KiB) per interval.
 

@@ -21,7 +21,7 @@ from harness.core.events import GUEST_FIFO, lines_with_prefix
 from harness.core.plugin import RunContext
 from harness.errors import InfraError, UsageError
 from harness.scenarios.mempressure import guest_scripts as G
-from harness.scenarios.mempressure.workload_output import parse_vmstat
+from harness.scenarios.mempressure.workload_output import parse_auxv_page_size, parse_vmstat
 from harness.vm import CommandResult, Machine
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,11 @@ class Protocol:
         ctx.info["guest_kernel"] = vm.run("uname -r", timeout=30).stdout.strip()
         ctx.info["meminfo"] = vm.run("grep -E 'MemTotal|SwapTotal' /proc/meminfo",
                                      timeout=30).stdout.strip()
+        # Reclaim counts pages: the judge turns them into bytes with the running kernel's page
+        # size (4 KiB on x86_64, 4, 16 or 64 KiB on arm64), read from busybox od's auxv.
+        page = parse_auxv_page_size(vm.run(G.PAGE_SIZE_COMMAND, timeout=30).stdout)
+        ctx.observe("page_size", page)
+        ctx.info["page_size"] = page
         if self.no_reclaim:
             ctx.info["negative_control"] = "--no-reclaim"
         present = vm.run(f"test -e {shlex.quote(iface)}", timeout=30).exit_status == 0

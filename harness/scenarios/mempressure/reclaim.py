@@ -17,7 +17,7 @@ from typing import Any
 from harness.scenarios.mempressure.guest_scripts import VMSTAT_FIELDS
 from harness.scenarios.mempressure.workload_output import MemSample, StressLog
 
-PAGE_SIZE = 4096  # x86_64; the guest's page size once other architectures come
+PAGE_SIZE = 4096  # x86_64's; a run observes its guest's (observations.json "page_size")
 
 _IDX = {name: i for i, name in enumerate(VMSTAT_FIELDS)}
 
@@ -127,6 +127,7 @@ class Pass:
     intervals: list[Interval]
     t_oom: float | None
     summary: dict[str, Any]
+    page_size: int = PAGE_SIZE  # the guest's: reclaim's counters are pages
 
     def before_oom(self, margin_s: float = 1.5) -> list[Interval]:
         """The intervals that end ``margin_s`` before the first OOM kill (all without one):
@@ -138,10 +139,10 @@ class Pass:
 
 
 def stress_pass(label: str, mem: Sequence[MemSample], stress: StressLog, t_start: float,
-                chunk_size: int, mglru: bool) -> Pass:
+                chunk_size: int, mglru: bool, page_size: int = PAGE_SIZE) -> Pass:
     """The samples from ``t_start`` to the workload's last event, as one :class:`Pass`."""
     t_end = max([e.t for e in stress.events] + [t_start]) + 1.0
     window = [m for m in mem if t_start - 0.6 <= m.t <= t_end]
-    ivs = intervals(window, stress, chunk_size, mglru)
+    ivs = intervals(window, stress, chunk_size, mglru, page_size)
     t_oom = oom_time(window)
-    return Pass(label, t_start, mglru, ivs, t_oom, summary(ivs, t_start, t_oom))
+    return Pass(label, t_start, mglru, ivs, t_oom, summary(ivs, t_start, t_oom), page_size)

@@ -159,6 +159,8 @@ def run_svg(run: SavedRun) -> str:
 def stress_passes(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> list[reclaim.Pass]:
     """The run's stress pass and, where the scenario has one, its reference pass."""
     out = []
+    # Runs saved before the page size was observed were all x86_64: 4 KiB.
+    page = int(run.observations.get("page_size") or reclaim.PAGE_SIZE)
     ref_label = str(run.spec.data.get("reference", {}).get("label", "reference"))
     for obs_key, artifact, label in (("stress", "mpstress.out", "this run"),
                                      ("stress_reference", "mpstress-reference.out", ref_label)):
@@ -167,7 +169,7 @@ def stress_passes(run: SavedRun, mem: Sequence[MemSample], chunk: int) -> list[r
             continue
         out.append(reclaim.stress_pass(label, mem, parse_stress(run.text(artifact)),
                                        float(obs["t_start"]), chunk,
-                                       reclaim.lru_gen_on(obs.get("lru_gen"))))
+                                       reclaim.lru_gen_on(obs.get("lru_gen")), page))
     return out
 
 

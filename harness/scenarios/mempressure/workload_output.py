@@ -137,3 +137,17 @@ def parse_vmstat(text: str) -> dict[str, int]:
         if v.strip().lstrip("-").isdigit():
             out[k] = int(v)
     return out
+
+
+#: The auxiliary vector's entry for the page size (elf.h AT_PAGESZ).
+AT_PAGESZ = 6
+
+
+def parse_auxv_page_size(text: str) -> int | None:
+    """The page size of the running kernel from ``od -An -tu8 /proc/self/auxv`` (pairs of
+    type and value, in any line layout); None when there is no AT_PAGESZ entry."""
+    words = [int(w) for w in text.split() if w.isdigit()]
+    for kind, value in zip(words[::2], words[1::2], strict=False):
+        if kind == AT_PAGESZ:
+            return value
+    return None
