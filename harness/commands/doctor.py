@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.arch import X86_64
+from harness.arch import ARM64, X86_64
 from harness.kernel.source import DEFAULT_TARBALL
 from harness.paths import cache_root
 from harness.vm import accel
@@ -121,8 +121,25 @@ def run_checks() -> list[Check]:
               "/usr/lib/openssh/sftp-server"),
         kvm_check(),
         disk_check(),
+        *arm64_checks(),
     ]
     return checks
+
+
+def arm64_checks() -> list[Check]:
+    """What ``--arch arm64`` needs (scripts/bootstrap installs it); not needed for x86_64."""
+    userland = [ARM64.userland(p) for p in ("/bin/busybox", "/usr/sbin/dropbear",
+                                            "/usr/lib/openssh/sftp-server")]
+    missing = [str(p) for p in userland if not p.exists()]
+    loader = Path("/lib/ld-linux-aarch64.so.1")
+    return [
+        _tool("arm64 qemu", [ARM64.qemu, "--version"]),
+        _tool("arm64 gcc", [ARM64.cc, "--version"]),
+        Check("arm64 userland", not missing and loader.exists(),
+              f"{ARM64.userland_root} (busybox, dropbear, sftp-server) and {loader}" if not missing
+              and loader.exists() else f"missing {', '.join(missing) or loader}: run "
+              "scripts/bootstrap as root"),
+    ]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,5 +153,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         for c in checks:
             print(c.line())
-    essential = [c for c in checks if c.name not in ("kvm", "qboot")]
+    essential = [c for c in checks if c.name not in ("kvm", "qboot")
+                 and not c.name.startswith("arm64")]
     return 0 if all(c.ok for c in essential) else 2
