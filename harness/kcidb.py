@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import rundir
-from harness.arch import DEFAULT_ARCH
+from harness.arch import DEFAULT_ARCH, DEFAULT_PAGE_SIZE
 from harness.console.known import KnownIssue
 from harness.console.types import Finding
 
@@ -118,7 +118,8 @@ def build_of(meta: Mapping[str, Any], artifact_dir: str | Path, checkout_id: str
         "config_name": "+".join([str(meta.get("base", "tinyconfig")), *frags]),
         "status": status,
         "misc": {"key": key, "kernel_release": meta.get("kernel_release"),
-                 "artifact_dir": str(artifact_dir)},
+                 "artifact_dir": str(artifact_dir),
+                 "page_size": str(meta.get("page_size") or DEFAULT_PAGE_SIZE)},
     }
     tool = str(meta.get("toolchain") or "")
     if tool:

@@ -272,3 +272,15 @@ def test_stress_pass_deficit_in_the_guests_pages() -> None:
                       False, 65536)
     assert p4.summary["deficit_bytes"] == 40 * 4096 and p4.page_size == 4096
     assert p64.summary["deficit_bytes"] == 40 * 65536 and p64.page_size == 65536
+
+
+def test_kcidb_builds_carry_the_architecture(tmp_path: Path) -> None:
+    from harness import kcidb
+
+    meta = {"key": "k" * 64, "arch": "arm64", "page_size": "64k", "base": "tinyconfig",
+            "fragments": [{"path": "/k/guest.config"}, {"path": "/k/arch-arm64-64k.config"}]}
+    b = kcidb.build_of(meta, tmp_path, "kpharness:checkout:x")
+    assert b["architecture"] == "arm64" and b["misc"]["page_size"] == "64k"
+    assert b["config_name"] == "tinyconfig+guest+arch-arm64-64k"
+    old = kcidb.build_of({"key": "k" * 64}, tmp_path, "kpharness:checkout:x")
+    assert old["architecture"] == "x86_64" and old["misc"]["page_size"] == "4k"
