@@ -3,6 +3,11 @@ its baseline.
 
     .venv/bin/python -m bench all [-n 5] [--with-run] [--with-repeat [--repeat 10]]
         [--json bench.json] [--kernel BZIMAGE]
+    .venv/bin/python -m bench arches [-n 5] [--json bench-arches.json]
+
+``arches``: the floor boot and boot to SSH-ready of the flagship kernel on every architecture
+and page size (x86_64, arm64 4k, arm64 64k), each as a ratio to that architecture's own floor
+(an emulated arm64 is slower than an emulated x86_64 on this host: only the ratios compare).
 
 Boot figures are sampled round-robin (floor, SSH-ready, ``harness boot``, floor, ...) so
 that the machine's load, which on a shared 2-core host swings by 3x within minutes, hits
@@ -161,6 +166,35 @@ def run_all(args: argparse.Namespace) -> dict[str, Figure]:
     return figs
 
 
+#: (figure prefix, architecture, page size) that ``bench arches`` measures.
+ARCH_KERNELS = (("x86_64", "x86_64", None), ("arm64_4k", "arm64", "4k"),
+                ("arm64_64k", "arm64", "64k"))
+
+
+def run_arches(args: argparse.Namespace) -> dict[str, Figure]:
+    """Floor and SSH-ready per architecture, round-robin over all of them each sample."""
+    from harness.arch import get_arch
+    from harness.kernel.build import BuildRequest, build_kernel
+
+    kernels = {p: (build_kernel(BuildRequest(arch=a, page_size=ps)).bzimage, get_arch(a))
+               for p, a, ps in ARCH_KERNELS}
+    figs: dict[str, Figure] = {}
+    for p, a, ps in ARCH_KERNELS:
+        label = f"{a}{' ' + ps if ps else ''}"
+        figs[f"{p}_floor"] = Figure(f"{p}_floor", f"{label}: floor boot")
+        figs[f"{p}_ssh_ready"] = Figure(f"{p}_ssh_ready", f"{label}: boot to SSH-ready",
+                                        f"{p}_floor", "<= 1.6x", goal_ratio=1.6)
+    for k, arch in kernels.values():
+        ready_once(k, arch=arch)  # warm: image cache, page cache
+    for i in range(args.n):
+        for p, (k, arch) in kernels.items():
+            for name, fn in ((f"{p}_floor", lambda k=k, arch=arch: floor_boot(k, arch=arch)),
+                             (f"{p}_ssh_ready", lambda k=k, arch=arch: ready_once(k, arch=arch))):
+                v = figs[name].add(fn)
+                log(f"[{i + 1}/{args.n}] {name}: {v:.2f} s (load {os.getloadavg()[0]:.1f})")
+    return figs
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -180,10 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--no-build", action="store_true", help="skip the rebuild figures")
     a.add_argument("--no-boot", action="store_true", help="skip the boot figures")
     a.add_argument("--json", type=Path, default=Path("bench.json"), help="default bench.json")
+    x = sub.add_parser("arches", help="floor and SSH-ready per architecture, medians of N")
+    x.add_argument("-n", type=int, default=5, help="samples per figure (default 5)")
+    x.add_argument("--json", type=Path, default=Path("bench-arches.json"),
+                   help="default bench-arches.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started, load_start = time.time(), os.getloadavg()
-    figs = run_all(args)
+    figs = run_arches(args) if args.cmd == "arches" else run_all(args)
     doc = to_json(figs, args, started, load_start)
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
     print(table(figs))

@@ -21,17 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.arch import X86_64, Arch
 from harness.commands.vm_options import resolve_kernel
 from harness.image import build_image
 from harness.vm import Machine, VMConfig
 
 
 def ready_once(kernel: Path, accel: str = "tcg", machine: str = VMConfig.machine,
-               swap: int = 256) -> float:
+               swap: int = 256, arch: Arch = X86_64) -> float:
     """Seconds from Machine.start() (keys, initrd, QEMU launch) to an authenticated SSH session."""
-    img = build_image()
+    img = build_image(arch=arch)
     cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=256, swap_mib=swap,
-                   accel=accel, boot_timeout=120, machine=machine)
+                   accel=accel, boot_timeout=120, machine=machine, arch=arch.name)
     with tempfile.TemporaryDirectory(prefix="bench-") as d:
         t0 = time.monotonic()
         with Machine(cfg, run_dir=Path(d) / "run") as vm:
