@@ -22,7 +22,7 @@ from harness.commands.build import (
     request_from_args,
     terminal_progress,
 )
-from harness.commands.vm_options import add_vm_arguments, vm_settings_from_args
+from harness.commands.vm_options import add_vm_arguments, rootfs_image, vm_settings_from_args
 from harness.errors import InfraError, UsageError
 
 NAME = "exec"
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                    ram_mib=vm_set.ram_mib, arch=arch.name,
                    swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=args.accel,
                    boot_timeout=vm_set.boot_timeout_s,
-                   cmdline_extra="harness.cgroup=v2" if args.cgroup == "v2" else "")
+                   cmdline_extra="harness.cgroup=v2" if args.cgroup == "v2" else "",
+                   rootfs_image=rootfs_image(vm_set, arch.name))
     cfg.validate()
     with Machine(cfg, run_dir=args.run_dir) as vm:
         try:

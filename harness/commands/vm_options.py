@@ -23,8 +23,38 @@ _VM = VMSettings()
 
 def vm_settings_from_args(args: argparse.Namespace, base: VMSettings | None = None) -> VMSettings:
     """``base`` (a scenario's [vm], else the defaults) with the options the user gave."""
-    return (base or VMSettings()).override(ram_mib=args.ram, swap_mib=args.swap, smp=args.smp,
-                                           boot_timeout_s=args.boot_timeout)
+    packages = tuple(getattr(args, "package", None) or ()) or None
+    vm = (base or VMSettings()).override(
+        ram_mib=args.ram, swap_mib=args.swap, smp=args.smp, boot_timeout_s=args.boot_timeout,
+        rootfs=getattr(args, "rootfs", None), packages=packages)
+    if packages:
+        from harness.image import rootfs
+
+        rootfs.check_packages(packages, "--package")
+        if vm.rootfs != "debian":
+            raise UsageError("--package", f"only a debian rootfs has packages (--rootfs is "
+                             f"{vm.rootfs!r})")
+    return vm
+
+
+def add_rootfs_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--rootfs/--package: which root filesystem the guest boots (harness.image.rootfs)."""
+    from harness.image.rootfs import DEFAULT_PACKAGES, KINDS
+
+    parser.add_argument("--rootfs", choices=KINDS,
+                        help="the guest's root filesystem: initramfs (busybox, fastest) or "
+                        "debian (Debian 12 built by mmdebstrap, cached; default: the "
+                        "scenario's, else initramfs)")
+    parser.add_argument("--package", action="append", metavar="NAME",
+                        help="a Debian package for --rootfs debian; repeatable (default: the "
+                        f"scenario's [vm] packages, else {' '.join(DEFAULT_PACKAGES)})")
+
+
+def rootfs_image(vm: VMSettings, arch: str | None = None) -> Path | None:
+    """The root image ``vm`` boots (built or cached; None: the initramfs)."""
+    from harness.image import rootfs
+
+    return rootfs.resolve(vm.rootfs, vm.packages, "--rootfs", arch)
 
 
 def add_guest_shape(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -47,6 +77,7 @@ def add_vm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", type=Path, metavar="BZIMAGE",
                         help="kernel to boot (default: build the default kernel)")
     add_guest_shape(parser)
+    add_rootfs_options(parser)
     parser.add_argument("--boot-timeout", type=float, metavar="S",
                         help=f"seconds to SSH-ready (default {_VM.boot_timeout_s:.0f})")
     parser.add_argument("--run-dir", type=Path, metavar="DIR",
@@ -80,6 +111,6 @@ def config_from_args(args: argparse.Namespace) -> VMConfig:
     img = build_image(arch=get_arch(arch))
     cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=vm.ram_mib,
                    swap_mib=vm.swap_mib, smp=vm.smp, accel=args.accel,
-                   boot_timeout=vm.boot_timeout_s, arch=arch)
+                   boot_timeout=vm.boot_timeout_s, arch=arch, rootfs_image=rootfs_image(vm, arch))
     cfg.validate()
     return cfg

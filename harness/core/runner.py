@@ -202,11 +202,16 @@ class _Run:
         files = self._timed("prepare", lambda: self._prepare(kernel))
         image = self._timed("build image", lambda: build_image(arch=get_arch(kernel.arch)))
         vm_set = self.opts.vm
+        from harness.image import rootfs
+
+        root = (None if vm_set.rootfs == "initramfs" else self._timed(
+            "build rootfs", lambda: rootfs.resolve(vm_set.rootfs, vm_set.packages,
+                                                   f"{self.spec.path} [vm] rootfs", kernel.arch)))
         cmdline = "harness.cgroup=v2" if vm_set.cgroup == "v2" else ""
         cfg = VMConfig(kernel=kernel.bzimage, initramfs=image.initramfs, ram_mib=vm_set.ram_mib,
                        swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=self.opts.accel,
                        boot_timeout=vm_set.boot_timeout_s, cmdline_extra=cmdline,
-                       arch=kernel.arch)
+                       arch=kernel.arch, rootfs_image=root)
         cfg.validate()
         self.progress("[run] boot...")
         t_boot = time.monotonic()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.image import rootfs
 from harness.paths import PROJECT_ROOT
 from harness.vm import config as vmc
 
@@ -34,6 +35,8 @@ class VMSettings:
     smp: int = vmc.DEFAULT_SMP
     boot_timeout_s: float = vmc.DEFAULT_BOOT_TIMEOUT_S
     cgroup: str = "v1"  # which hierarchy holds the memory controller in the guest
+    rootfs: str = "initramfs"  # harness.image.rootfs.KINDS: the busybox initramfs, or debian
+    packages: tuple[str, ...] = ()  # what a debian rootfs holds (empty: its default set)
 
     def override(self, **kw: Any) -> VMSettings:
         """A copy with every non-None keyword applied (``--ram`` etc.)."""
@@ -121,11 +124,20 @@ def _vm_settings(data: dict[str, Any], path: Path) -> VMSettings:
     base = VMSettings()
     vals: dict[str, Any] = {}
     for f in fields(VMSettings):
-        if f.name in sect:
+        if f.name in sect and f.name == "packages":
+            pk = sect[f.name]
+            if not isinstance(pk, list) or not all(isinstance(x, str) for x in pk):
+                raise UsageError(f"{path} [vm] packages", "must be a list of Debian package names")
+            vals[f.name] = rootfs.check_packages(pk, f"{path} [vm] packages")
+        elif f.name in sect:
             kind = type(getattr(base, f.name))
             vals[f.name] = _typed(sect[f.name], kind, f"{path} [vm] {f.name}")
     check_keys(sect, (f.name for f in fields(VMSettings)), f"{path} [vm]")
     vm = base.override(**vals)
+    rootfs.check_kind(vm.rootfs, f"{path} [vm] rootfs")
+    if vm.packages and vm.rootfs != "debian":
+        raise UsageError(f"{path} [vm] packages", f"only a debian rootfs has packages "
+                         f"(rootfs is {vm.rootfs!r})")
     if vm.cgroup not in CGROUP_MODES:
         raise UsageError(f"{path} [vm] cgroup", f"must be one of {CGROUP_MODES}, not {vm.cgroup!r}")
     for name in ("ram_mib", "smp"):

@@ -30,7 +30,7 @@ import jinja2
 from harness import cachefile
 from harness.arch import X86_64, Arch
 from harness.errors import SetupError, UsageError
-from harness.image import elf
+from harness.image import elf, rootfs
 from harness.image.cpio import Entry, write_newc
 from harness.paths import PROJECT_ROOT, cache_root
 
@@ -61,6 +61,8 @@ def template_vars() -> dict[str, Any]:
         "guest_ip": GUEST_IP,
         "prefix": 24,
         "gateway": GATEWAY,
+        "root_param": rootfs.ROOT_PARAM,
+        "root_fstype": rootfs.FSTYPE,
     }
 
 

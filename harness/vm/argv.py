@@ -12,11 +12,13 @@ from pathlib import Path
 from harness import rundir
 from harness.arch import Arch
 from harness.image.build import NONCE_PARAM
+from harness.image.rootfs import OVERLAY_NAME, ROOT_PARAM, root_device
 from harness.vm.config import VMConfig
 
 #: virtio-serial port the guest writes its event stream to; the host reads the file QEMU
 #: fills (``RunPaths.events_log``), so events reach the host without an SSH command per poll.
 EVENTS_PORT = "harness.events"
+ROOT_DISK_SLOT = "0x10"  # PCI slot of the root disk (a debian rootfs): probed after the swap disk
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,18 @@ class RunPaths:
     initrd: Path
     swap_image: Path | None  # None = no swap disk
     events_log: Path | None = None  # the guest's virtio-serial event stream, as QEMU wrote it
+    root_overlay: Path | None = None  # the run's qcow2 over a root image (None: initramfs root)
 
     @staticmethod
-    def in_dir(run_dir: Path, swap: bool, qmp_socket: Path | None = None) -> RunPaths:
+    def in_dir(run_dir: Path, swap: bool, qmp_socket: Path | None = None,
+               root: bool = False) -> RunPaths:
         return RunPaths(
             console_log=run_dir / rundir.CONSOLE,
             qmp_socket=qmp_socket or run_dir / "qmp.sock",
             initrd=run_dir / "initrd.cpio",
             swap_image=run_dir / "swap.img" if swap else None,
             events_log=run_dir / "guest-events.log",
+            root_overlay=run_dir / OVERLAY_NAME if root else None,
         )
 
 
@@ -49,6 +54,8 @@ def kernel_cmdline(cfg: VMConfig, nonce: str) -> str:
     """
     arch = cfg.arch_record
     parts = [f"console={arch.console}", "panic=-1", *arch.cmdline, f"{NONCE_PARAM}={nonce}"]
+    if cfg.rootfs_image is not None:  # the disk after the swap disk (build_argv's order)
+        parts.append(f"{ROOT_PARAM}={root_device(cfg.swap_mib > 0)}")
     if cfg.cmdline_extra.strip():
         parts.append(cfg.cmdline_extra.strip())
     return " ".join(parts)
@@ -106,6 +113,12 @@ def build_argv(
     ]
     if paths.swap_image is not None:
         argv += ["-drive", f"file={paths.swap_image},if=virtio,format=raw,cache=unsafe"]
+    if paths.root_overlay is not None:
+        # An explicit slot, after every other device's: the next free one, 00:07.0, hangs
+        # the default kernel's probe of whatever sits there (no ACPI, no MSI: INTx as qboot's
+        # MP table routes it; measured with this disk, and with virtio-serial moved there).
+        argv += ["-drive", f"file={paths.root_overlay},if=none,id=root,format=qcow2,cache=unsafe",
+                 "-device", f"virtio-blk-pci,drive=root,addr={ROOT_DISK_SLOT}"]
     if paths.events_log is not None:
         argv += ["-device", "virtio-serial-pci,id=vser0",
                  "-chardev", f"file,id=hev,path={paths.events_log}",

@@ -47,6 +47,9 @@ class VMConfig:
     run_timeout: float | None = None
     machine: str = ""  # -M; "" = the architecture's (q35, virt)
     arch: str = DEFAULT_ARCH  # a name in harness.arch.ARCHES: QEMU binary, console, CPU
+    # A root filesystem image (raw; harness.image.rootfs) the guest switches to after the
+    # initramfs, through a throwaway overlay in the run dir; None: the initramfs is the root.
+    rootfs_image: Path | None = None
 
     @property
     def arch_record(self) -> Arch:
@@ -74,3 +77,5 @@ class VMConfig:
             raise UsageError(str(self.kernel), "kernel image not found")
         if not Path(self.initramfs).is_file():
             raise UsageError(str(self.initramfs), "initramfs not found")
+        if self.rootfs_image is not None and not Path(self.rootfs_image).is_file():
+            raise UsageError(str(self.rootfs_image), "root filesystem image not found")

@@ -201,13 +201,19 @@ class Machine:
             self._dir_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             qmp_path = Path(f"/proc/self/fd/{self._dir_fd}/qmp.sock")
             argv_sock = Path(sock.name)
-        paths = RunPaths.in_dir(self.run_dir, cfg.swap_mib > 0, argv_sock)
+        paths = RunPaths.in_dir(self.run_dir, cfg.swap_mib > 0, argv_sock,
+                                root=cfg.rootfs_image is not None)
         self.events_log = paths.events_log  # guest virtio-serial events (argv.EVENTS_PORT)
         combined_initrd(Path(cfg.initramfs), keys, self.run_dir)
         self._cleanup_files += [paths.initrd, sock]
         if paths.swap_image is not None:
             make_swap_image(paths.swap_image, cfg.swap_mib)
             self._cleanup_files.append(paths.swap_image)
+        if paths.root_overlay is not None and cfg.rootfs_image is not None:
+            from harness.image.rootfs import make_overlay
+
+            self._cleanup_files.append(paths.root_overlay)
+            make_overlay(Path(cfg.rootfs_image).resolve(), paths.root_overlay)
         return paths, keys, qmp_path, READY_PREFIX + secrets.token_hex(8)
 
     def _launch_with_port(self, paths: RunPaths, nonce: str) -> None:
