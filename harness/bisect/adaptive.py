@@ -133,9 +133,19 @@ class Sampler:
         for k in ks:
             if len(values[k]) < self.rule.min_runs:
                 self._no_metric(self.points[k])
-        self.cut = sampling.resolve_cut(self.threshold, median(values[self.good]),
-                                        median(values[self.bad]))
-        log.info("metric %s: bad when %s", self.cfg.metric, self.cut.text())
+        self._resolve_cut()
+
+    def _resolve_cut(self) -> None:
+        """The cut from the endpoints' medians so far (re-resolved while the endpoints are
+        sampled, so that their first few runs do not fix it alone; frozen after them)."""
+        assert self.threshold is not None
+        values = {k: [a.value for a in self.points[k].attempts if a.value is not None]
+                  for k in (self.good, self.bad)}
+        cut = sampling.resolve_cut(self.threshold, median(values[self.good]),
+                                   median(values[self.bad]))
+        if cut != self.cut:
+            log.info("metric %s: bad when %s", self.cfg.metric, cut.text())
+        self.cut = cut
 
     def _no_metric(self, p: Point) -> None:
         """Too few runs of an endpoint measured the metric: a wrong name (exit 2) or a rig
@@ -166,6 +176,8 @@ class Sampler:
         if self.kind == "metric" and self.cut is None:
             self._first_metric_round(ks)
         while True:
+            if self.kind == "metric" and phase == "endpoint":
+                self._resolve_cut()
             rates = self.rates()
             decisions = {k: sampling.decide(self.counts(self.points[k]), rates, self.rule)
                          for k in ks}

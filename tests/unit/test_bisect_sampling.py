@@ -329,3 +329,23 @@ def test_the_classic_check_rule_still_reaches_full_confidence_quickly(
     assert doc["confidence"] >= 0.95
     runs = sum(len(c) for c in calls)
     assert runs <= 3 * (2 + math.ceil(math.log2(n))) + 6  # a few extra passes at most
+
+
+@pytest.mark.parametrize("extra, culprit", [
+    (["--metric", "zero.mib_s"], "--metric"),
+    (["--threshold", "0.5x"], "--threshold"),
+    (["--metric", "m", "--threshold", "1x"], "--threshold 1x"),
+    (["--metric", "m", "--threshold", "fast"], "--threshold fast"),
+    (["--max-runs", "1"], "--max-runs 1"),
+    (["--max-runs", "4", "--min-runs", "5"], "--max-runs 4"),
+    (["--max-runs", "4", "--retries", "2"], "--retries"),
+    (["--max-runs", "4", "--confidence", "1.5"], "--confidence 1.5"),
+])
+def test_adaptive_options_are_checked_up_front(tmp_path: Path, extra: list[str], culprit: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    rc = main(["bisect", "--patches", str(_series(tmp_path, 2)), "--check", "contract",
+               "--run-dir", str(tmp_path / "run"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and culprit in err, err
