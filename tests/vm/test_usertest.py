@@ -129,12 +129,52 @@ CG_CASE = "test_memcg_swap_max_peak"
 
 
 def test_mm_selftests_pass(tmp_path: Path) -> None:
+    """On the default kernel with the mm target's config merged (the scenario names mm
+    programs): madv_populate runs its cases instead of skipping them all."""
     rc, doc, run_dir = _run(tmp_path, "kselftest-mm")
     assert rc == 0, doc
     assert _status(doc) == {"mlock2": "pass", "map-populate": "pass", "mrelease": "pass",
-                            "console": "pass"}
+                            "madv-populate": "pass", "console": "pass"}
     assert _case(doc, "mlock2", MM_CASE) == "pass"
+    assert _case(doc, "madv-populate", "MADV_POPULATE_READ with PROT_READ") == "pass"
     _rejudged(run_dir, 0)
+    from harness.core.request import kernel_request
+    from harness.core.spec import load_spec
+    from harness.kernel.build import build_kernel
+
+    meta = build_kernel(kernel_request(load_spec("kselftest-mm"))).metadata["kselftest_config"]
+    mm = meta["targets"]["mm"]
+    assert "CONFIG_USERFAULTFD=y" in mm["options"] and "CONFIG_ADVISE_SYSCALLS=y" in \
+        mm["supplement_options"]
+    assert mm["m_to_y"] == ["CONFIG_TEST_VMALLOC", "CONFIG_TEST_HMM"]
+    assert [m["symbol"] for m in meta["missing"]] == ["CONFIG_TEST_VMALLOC"]
+
+
+def test_mm_without_config_merge_skips_madv_populate(tmp_path: Path) -> None:
+    """Negative control of the merge: the same program with ``merge_config = false`` runs on
+    the default kernel, which has no madvise(): every case skips, and the step (which expects
+    exit 0, not KSFT_SKIP) fails."""
+    toml = tmp_path / "nomerge.toml"
+    toml.write_text('extends = "kselftest-mm"\nname = "kselftest-mm-nomerge"\n'
+                    "[kselftest]\nmerge_config = false\n")
+    rc, doc, run_dir = _run(tmp_path, str(toml), "--check", "madv-populate")
+    assert rc == 1, doc
+    assert _status(doc)["madv-populate"] == "fail"
+    assert "MADV_POPULATE_READ is not available" in (run_dir / "step-madv-populate.out").read_text()
+    assert json.loads((run_dir / "step-madv-populate.json").read_text())["exit"] == 4
+
+
+def test_mm_config_option_missing_without_opt_in_is_exit_2(tmp_path: Path) -> None:
+    """CONFIG_TEST_VMALLOC (module-only) cannot be in the kernel: without its line in
+    ``config_missing_ok`` the run stops before boot, exit 2, naming the option and why."""
+    toml = tmp_path / "strict.toml"
+    toml.write_text('extends = "kselftest-mm"\nname = "kselftest-mm-strict"\n'
+                    "[kselftest]\nconfig_missing_ok = []\n")
+    r = _harness("run", "--scenario", str(toml), "--accel", "tcg", "--run-dir",
+                 str(tmp_path / "run"))
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "CONFIG_TEST_VMALLOC" in r.stderr and "module-only" in r.stderr, r.stderr[-3000:]
+    assert not (tmp_path / "run" / "console.log").exists()
 
 
 def test_mm_control_mlock_onfault_ignored_fails_the_named_case(tmp_path: Path) -> None:
