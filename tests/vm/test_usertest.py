@@ -208,19 +208,24 @@ def test_cgroup_control_swap_max_ignored_fails_the_named_case(tmp_path: Path) ->
     assert any(CG_CASE in n for n in _junit_failures(run_dir))
 
 
-def test_stress_ng_from_the_host_runs_shipped_with_its_libraries(tmp_path: Path) -> None:
-    """A second workload from outside, TOML only: the host's dynamic stress-ng in the busybox
-    guest. Its negative control: the same scenario without the [[ship]] (command not found)."""
-    rc, doc, _ = _run(tmp_path, "stress-ng-memory")
+def test_stress_ng_runs_on_the_debian_rootfs(tmp_path: Path) -> None:
+    """A second workload from outside, TOML only: Debian's stress-ng in the debian rootfs,
+    under a memcg limit, metrics extracted, console checked. Its negative control: the same
+    scenario on the initramfs, which has no stress-ng (exit 127, every stressor fails)."""
+    rc, doc, run_dir = _run(tmp_path, "stress-ng-memory")
     checks = {c["name"]: c for c in doc["checks"]}
     assert rc == 0, {n: c["summary"] for n, c in checks.items()}
     for name in ("vm", "bigheap", "mmap"):
         assert checks[name]["measurements"][f"{name}_bogo_ops"] >= 1
+    assert checks["console"]["status"] == "pass"
+    assert "rootfs.qcow2" not in (run_dir / "qemu-cmdline.txt").read_text()
+    assert "root.qcow2" in (run_dir / "qemu-cmdline.txt").read_text()
     text = (PROJECT_ROOT / "scenarios" / "stress-ng-memory.toml").read_text()
-    unshipped = tmp_path / "unshipped.toml"
-    unshipped.write_text(text.replace('[[ship]]\nsrc = "/usr/bin/stress-ng"\n'
-                                      'dest = "/usr/bin/stress-ng"\n', ""))
-    assert "\n[[ship]]" not in unshipped.read_text()
-    rc, doc, _ = _run(tmp_path / "u", str(unshipped))
-    vm = next(c for c in doc["checks"] if c["name"] == "vm")
-    assert rc == 1 and vm["status"] == "fail", vm
+    busybox = tmp_path / "busybox.toml"
+    busybox.write_text(text.replace('rootfs = "debian"\n', 'rootfs = "initramfs"\n')
+                       .replace('packages = ["stress-ng", "python3"]\n', ""))
+    assert 'rootfs = "initramfs"' in busybox.read_text()
+    rc, doc, run_dir = _run(tmp_path / "u", str(busybox))
+    st = _status(doc)
+    assert rc == 1 and st["vm"] == st["bigheap"] == st["mmap"] == "fail", st
+    assert json.loads((run_dir / "step-vm.json").read_text())["exit"] == 127
