@@ -6,17 +6,17 @@ Design (why it looks the way it does):
   lines are classified; the partial last line is buffered until its newline
   arrives, so a line split across two reads still matches.
 * Almost all console text is harmless.  Instead of running every regex on
-  every line, one prefilter regex over the whole chunk finds the few lines
-  containing a trigger word (``PREFILTER_WORDS``); only those are stripped of
-  their console prefixes and matched against the pattern table.  Inside an
-  open report the end marker is found the same way, by literal search.  Line
-  numbers come from ``str.count("\\n")`` over the skipped spans.  A
-  candidate line is matched against every row at once (one alternation).
-  Measured with bench/console_throughput.py on a 2-core machine under load
-  ~3.5 (other VMs, a kernel build), medians of 11 runs per CPU second:
-  clean consoles 158 MB/s (1.14x the v1 classifier, paired runs); the
-  corpus, one report per ~10 KB, 68 MB/s (1.00x v1 while finding 12% more
-  reports and doing the per-report work below).
+  every line, one search per trigger word (``PREFILTER_WORDS``, each by
+  the fastest C loop for it: :func:`_finder`) over the whole chunk finds the
+  few lines containing one; only those are stripped of their console
+  prefixes and matched against the pattern table.  Inside an open report
+  the end marker is found the same way, by literal search.  Line numbers
+  come from ``str.count("\\n")`` over the skipped spans.  A candidate line
+  is matched against every row at once (one alternation).  Measured with
+  bench/console_throughput.py on a 2-core machine under load (CI builds),
+  medians of 11 paired runs per CPU second: the corpus, one report per
+  ~10 KB, 157 MB/s (1.16x revision 90c6f0e, before the field's titles,
+  which made it 0.95x); clean consoles 300 MB/s (1.22x).
 * Once the stream has shown kernel timestamps (``[   1.234567]``), a report
   may only start on a line carrying one: user space writing "BUG: ..." to
   the same console then cannot fake a report.  A kernel line glued to the end
@@ -39,6 +39,7 @@ Design (why it looks the way it does):
 
 from __future__ import annotations
 
+import heapq
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator
@@ -76,32 +77,41 @@ _TIMESTAMP_LINE = re.compile(r"^(?:<\d{1,3}>)?\[\s*\d+\.\d+\]", re.M)
 _EMBEDDED = re.compile(r"\[\s*\d+\.\d{6}\](?:\[\s*[TC]\d+\])? ?")
 _CUT_HERE = re.compile(r"-+\[ cut here \]-+\s*$")
 
-# One regex, matched against the raw lines of a finished block that a
-# substring test lets through, tells what each line is to the stack (one C
-# call per line instead of prefix stripping and several regexes).
-# After the console prefixes, one of:
+# One regex, matched against the lines of a finished block that a substring
+# test lets through, tells what each line is to the stack (one C call per
+# line instead of prefix stripping and several regexes).  After the console
+# prefixes (the printk caller id captured: a line of another task is not
+# this report's), one of:
 # - a stack header: x86/arm64 "Call Trace:"/"Call trace:", lockdep's "stack
-#   backtrace:", kmemleak, arm "Backtrace:", KCSAN's per-access "... on cpu N:";
+#   backtrace:", kmemleak, arm "Backtrace:" (KCSAN's per-access "... on cpu
+#   N:" is _ON_CPU_LINE, tried only on lines holding " on cpu ");
 # - a program counter: x86 "RIP: 0010:fn+0x" (older: "RIP: 0010:[<a>]  [<a>]
 #   fn+0x"), i386 "EIP:", arm64 "pc : fn+0x", arm "PC is at fn+0x", powerpc "NIP [a] fn+0x";
 # - an arm frame "[<c05d5e14>] (lkdtm_BUG) from [<c05d5b44>] (caller+0x1c/0x24)"
 #   (each line names the callee, the next line its caller);
 # - a frame " fn+0x1/0x2" (optionally after "[<address>] " or "kmemleak:").
-# "? fn+0x" frames are unreliable guesses and match none of these.
+# "? fn+0x" frames are unreliable guesses and match none of these.  Function
+# groups stop at the first "." (".constprop.0", ".isra.0" are not the name).
+# The prefixes are an atomic group and the names possessive: a line that is
+# none of these fails after one try of each alternative instead of retrying
+# them all with fewer prefixes or a shorter name (3x faster on such lines:
+# the "hardirqs last enabled at ... fn+0x" lines of every lockup report).
+_STACK_PREFIX = r"(?>(?:<\d{1,3}>)?(?:\[[ \t]*\d+\.\d+\])?(?:\[[ \t]*(?P<caller>[TC]\d+)\])? ?)"
 _STACK_LINE = re.compile(
-    r"(?:<\d{1,3}>)?(?:\[[ \t]*\d+\.\d+\])?(?:\[[ \t]*[TC]\d+\])? ?(?:"
+    _STACK_PREFIX + r"(?:"
     # most lines tried are frames: that alternative first
-    r"[ \t]*(?:kmemleak:[ \t]+)?(?:\[<[0-9a-f]+>\] )?(?P<frame>[A-Za-z_][\w.]*)"
+    r"[ \t]*(?:kmemleak:[ \t]+)?(?:\[<[0-9a-f]+>\] )?(?P<frame>[A-Za-z_]\w*+)[\w.]*+"
     r"\+0x[0-9a-f]+/0x[0-9a-f]+"
     r"|(?:RIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\][ \t]+\[<[0-9a-f]+>\] )?"
     r"|EIP: (?:[0-9a-f]{4}:)?(?:\[<[0-9a-f]+>\] )?|pc : |PC is at |NIP \[[0-9a-f]+\] )"
-    r"(?P<pc>[A-Za-z_][\w.]*)\+0x"
-    r"|[ \t]*\[<[0-9a-f]+>\] \((?P<arm>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from \[<"
-    r"|(?P<start>Call [Tt]race:|stack backtrace:|(?:kmemleak:)?[ \t]*backtrace|Backtrace:"
-    r"|[^\n]* on cpu \d+:[ \t]*$)"
+    r"(?P<pc>[A-Za-z_]\w*+)[\w.]*+\+0x"
+    r"|[ \t]*\[<[0-9a-f]+>\] \((?P<arm>[A-Za-z_]\w*+)[\w.]*+(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\)"
+    r" from \[<"
+    r"|(?P<start>Call [Tt]race:|stack backtrace:|(?:kmemleak:)?[ \t]*backtrace|Backtrace:)"
     r")"
 )
-_AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_][\w.]*)\+0x")
+_ON_CPU_LINE = re.compile(_STACK_PREFIX + r"(?P<start>[^\n]* on cpu \d+:[ \t]*$)")
+_AT_FN = re.compile(r" at: (?P<fn>[A-Za-z_]\w*+)[\w.]*+\+0x")
 # Searched in a whole block: printk caller ids ("[    T49]", "[     C0]") after
 # the optional level and time, and dump_stack()'s and __warn()'s context header.
 _CALLER = re.compile(r"(?:<\d{1,3}>)?(?:\[\s*\d+\.\d+\])?\[\s*([TC]\d+)\]")
@@ -120,37 +130,59 @@ assert _ANY_ROW.groups == len(PATTERNS), "a start regex has an unnamed capturing
 _Finder = Callable[[str, int], int]
 
 
+#: Characters rare in console text, rarest first (per mille of the corpus,
+#: clean boots alike: ``#`` 0.4, ``W`` 0.4, ``<`` 0.8, ``G`` 1.1, ``F`` 1.2;
+#: lower case letters 4-80, ``[`` 26).
+_RARE_CHARS = "#W<GF"
+#: Consecutive false hits of a rare character after which a finder falls
+#: back to the regex engine for the rest of the text (a console full of
+#: them must not make the memchr loop run at Python speed per character).
+_MAX_FALSE_HITS = 64
+
+
 def _finder(word: str) -> _Finder:
-    """The fastest way to find ``word`` in console text.
+    """The fastest way to find ``word`` in console text (measured on the corpus).
 
-    Python's regex engine scans for a literal's first character in a tight
-    loop, which is several times faster than ``str.find`` when that
-    character is rare in console text (upper case, ``<``, ``-``, ``=``);
-    ``str.find`` wins for lower-case words.  A word starting with ``[``
-    (on every console line: the timestamp) is searched from its second
-    character, which ``str.find`` finds at memchr speed when it is rare
-    (``#`` of "[#1]": 2.2x faster than searching "[#").  ``str.find`` also
-    wins for any word of 15 characters or more: it skips ahead by the
-    needle's length.  Measured on the corpus.
+    * 14 characters or more: ``str.find``, which skips ahead by the needle's
+      length ("Kernel panic - not syncing" is found ~1.6x faster than
+      "Kernel panic").
+    * A word holding a character of ``_RARE_CHARS``: ``str.find`` of that one
+      character is memchr, several times faster than any search for the
+      word; each hit is checked with ``str.startswith`` ("WARNING: " by its
+      "W": 3x faster than the regex engine, "BUG" by its "G" 1.6x, the end
+      marker "</TASK>" by its "<" 1.9x, "[#" by its "#": the timestamp's
+      "[" is on every line).
+    * Otherwise Python's regex engine, which scans for a literal's first
+      character in a tight C loop, when that character is upper case or
+      ``-``/``=`` (rarer than lower case); ``str.find`` for the rest.
     """
-    if word[0] == "[" and len(word) > 1:
-        rest = word[1:]
+    if len(word) >= 14:
+        return lambda text, pos: text.find(word, pos)
+    search = re.compile(re.escape(word)).search
 
-        def find_after_bracket(text: str, pos: int) -> int:
-            at = text.find(rest, pos + 1)
-            while at > 0 and text[at - 1] != "[":
-                at = text.find(rest, at + 1)
-            return at - 1 if at > 0 else -1
+    def regex_find(text: str, pos: int) -> int:
+        m = search(text, pos)
+        return m.start() if m else -1
 
-        return find_after_bracket
-    if len(word) < 15 and (word[0].isupper() or word[0] in "<-="):
-        search = re.compile(re.escape(word)).search
+    rare = next((c for c in _RARE_CHARS if c in word), "")
+    if rare:
+        off = word.index(rare)
 
-        def find(text: str, pos: int) -> int:
-            m = search(text, pos)
-            return m.start() if m else -1
+        def rare_find(text: str, pos: int) -> int:
+            at = text.find(rare, pos + off)
+            misses = 0
+            while at >= 0:
+                if text.startswith(word, at - off):
+                    return at - off
+                misses += 1
+                if misses > _MAX_FALSE_HITS:
+                    return regex_find(text, at - off + 1)
+                at = text.find(rare, at + 1)
+            return -1
 
-        return find
+        return rare_find
+    if word[0].isupper() or word[0] in "<-=":
+        return regex_find
     return lambda text, pos: text.find(word, pos)
 
 
@@ -168,25 +200,29 @@ def _marker_finder(marker: str) -> _Finder:
 
 
 class _Prefilter:
-    """Finds the next trigger word in a text with one ``str.find`` per word.
+    """Finds the next trigger word in a text with one search per word hit.
 
-    ``str.find`` scans at memory speed while an alternation regex tries every
-    position in Python's regex engine (about 5x slower here); the positions
-    found are remembered per word, so each word's occurrences are scanned for
-    once per chunk however often the classifier asks.
+    A search per word (``_finder``: memchr, ``str.find`` or a literal regex
+    scan, all C loops) beats one alternation regex, which tries every
+    position in Python's regex engine (about 5x slower here).  Each word's
+    next hit is remembered in a heap of (position, word), so a word is
+    searched for again only once the classifier has passed its last hit: its
+    occurrences are scanned for once per chunk however often the classifier
+    asks, and a question costs a heap operation, not a loop over the words.
     """
 
-    __slots__ = ("_best", "_next", "_text")
+    __slots__ = ("_best", "_heap", "_text")
 
     def __init__(self) -> None:
         self._text = ""
-        self._next = [-1] * len(PREFILTER_WORDS)
+        self._heap: list[tuple[int, int]] = []
         self._best = -1
 
     def reset(self, text: str) -> None:
         """Start on a new text (positions are only valid within one)."""
         self._text = text
-        self._next = [-2] * len(PREFILTER_WORDS)
+        # Every word "hit" at -1: the first search looks for each of them.
+        self._heap = [(-1, i) for i in range(len(_WORD_FINDERS))]
         self._best = -2
 
     def search(self, text: str, pos: int) -> int:
@@ -194,21 +230,21 @@ class _Prefilter:
 
         ``pos`` must not decrease between calls on the same text.  While
         ``pos`` has not passed the last answer, that answer stands: every
-        word's next hit is at or after it (the per-word loop is skipped).
+        word's next hit is at or after it.
         """
         assert text is self._text
         best = self._best
         if best >= pos or best == -1:
             return best
-        nxt = self._next
-        best = -1
-        for i, find in enumerate(_WORD_FINDERS):
-            at = nxt[i]
-            if at != -1 and at < pos:
-                at = nxt[i] = find(text, pos)
-            if at >= 0 and (best < 0 or at < best):
-                best = at
-        self._best = best
+        heap = self._heap
+        while heap and heap[0][0] < pos:
+            word = heap[0][1]
+            at = _WORD_FINDERS[word](text, pos)
+            if at < 0:
+                heapq.heappop(heap)  # no more of this word in the text
+            else:
+                heapq.heapreplace(heap, (at, word))
+        best = self._best = heap[0][0] if heap else -1
         return best
 
 
@@ -244,26 +280,23 @@ def _stack(top: str | None, text: str, caller: str = "") -> Iterator[str]:
     for raw in text.split("\n"):
         if "+0x" in raw:
             m = match(raw)
-            if m is None or caller and _foreign(raw, caller):
-                continue
-            kind = m.lastgroup
-            if kind == "pc" or (in_trace and kind != "start"):
-                yield m.group(kind or "frame").split(".", 1)[0]
-            elif kind == "start":
-                in_trace = True
+            if m is None and not in_trace and " on cpu " in raw:
+                m = _ON_CPU_LINE.match(raw)
         elif not in_trace and ("race" in raw or " on cpu " in raw):
-            if caller and _foreign(raw, caller):
+            m = match(raw) or _ON_CPU_LINE.match(raw)
+            if m is None:
                 continue
-            m = match(raw)
-            in_trace = m is not None and m.lastgroup == "start"
+        else:
+            continue
+        if m is None or caller and m.group("caller") not in (None, caller):
+            continue
+        kind = m.lastgroup
+        if kind == "start":
+            in_trace = True
+        elif in_trace or kind == "pc":
+            yield m.group(kind or "frame")
     for at in _AT_FN.finditer(text):
-        yield at.group("fn").split(".", 1)[0]
-
-
-def _foreign(raw: str, caller: str) -> bool:
-    """Whether a console line was printed by another printk caller than ``caller``."""
-    m = _CALLER.match(raw)
-    return m is not None and m.group(1) != caller
+        yield at.group("fn")
 
 
 def _read_body_fields(pattern: Pattern, text: str, fields: dict[str, str]) -> None:
@@ -280,21 +313,41 @@ def _read_body_fields(pattern: Pattern, text: str, fields: dict[str, str]) -> No
                     break
 
 
-#: (skip tags, fn) -> whether a skip rule matches it.  The rules are one long
-#: alternation and the same few hundred functions recur in every report:
-#: remember them.
-_SKIPPED: dict[tuple[frozenset[str], str], bool] = {}
-_SKIPPED_MAX = 8192
-_NO_TAGS: frozenset[str] = frozenset()
+class _Memo(dict[str, bool]):
+    """fn -> a whole-name test of it, computed on first use (``memo[fn]``).
+
+    The same few hundred functions recur in every report, and a lookup that
+    hits is one C call where the test is a regex over a long alternation.
+    Bounded: cleared when full (a console naming endless distinct functions
+    must not grow it without limit).
+    """
+
+    __slots__ = ("_test",)
+    MAX = 8192
+
+    def __init__(self, test: Callable[[str], bool]) -> None:
+        super().__init__()
+        self._test = test
+
+    def __missing__(self, fn: str) -> bool:
+        if len(self) >= self.MAX:
+            self.clear()
+        value = self[fn] = self._test(fn)
+        return value
 
 
-def _skipped(fn: str, key: frozenset[str]) -> bool:
-    skipped = _SKIPPED.get((key, fn))
-    if skipped is None:
-        if len(_SKIPPED) >= _SKIPPED_MAX:
-            _SKIPPED.clear()
-        skipped = _SKIPPED[(key, fn)] = is_skipped(fn, key)
-    return skipped
+#: Per set of skip tags: fn -> whether a skip rule that applies matches it.
+_SKIPPED: dict[frozenset[str], _Memo] = {}
+#: fn -> whether it is a stall anchor (patterns.STALL_ANCHORS).
+_IS_ANCHOR = _Memo(lambda fn: STALL_ANCHORS.match(fn) is not None)
+
+
+def _skip_memo(tags: Iterable[str]) -> _Memo:
+    key = frozenset(tags)
+    memo = _SKIPPED.get(key)
+    if memo is None:
+        memo = _SKIPPED[key] = _Memo(lambda fn: is_skipped(fn, key))
+    return memo
 
 
 def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
@@ -303,9 +356,9 @@ def guilty_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     ``tags``: the report's skip tags (``Pattern.skip_tags``): tagged rules
     apply only to reports carrying one of their tags.
     """
-    key = frozenset(tags) if tags else _NO_TAGS
+    skipped = _skip_memo(tags)
     for fn in stack:
-        if not _skipped(fn, key):
+        if not skipped[fn]:
             return fn
     return ""
 
@@ -315,17 +368,16 @@ def stall_frame(stack: Iterable[str], tags: Iterable[str] = ()) -> str:
     before the first anchor (patterns.STALL_ANCHORS; the anchor itself when
     nothing precedes it), syscall wrapper prefixes trimmed; without an
     anchor, the first frame no rule matches."""
-    key = frozenset(tags) if tags else _NO_TAGS
+    skipped = _skip_memo(tags)
     prev = first = ""
-    anchor = STALL_ANCHORS.match
     for fn in stack:
-        if anchor(fn):
+        if _IS_ANCHOR[fn]:
             prev = prev or fn  # nothing before the anchor: the anchor itself
             for prefix, repl in STALL_TRIM:
                 if prev.startswith(prefix):
                     return repl + prev[len(prefix) :]
             return prev
-        if not _skipped(fn, key):
+        if not skipped[fn]:
             prev = fn
             first = first or fn
     return first
@@ -657,8 +709,12 @@ class ConsoleClassifier:
             self._finish(block, "limit")
             self._open = None
 
-    def _block_text(self, block: _Open) -> str:
-        return "".join(block.parts).replace("\r", "").rstrip("\n")
+    @staticmethod
+    def _block_text(block: _Open) -> str:
+        text = "".join(block.parts)
+        if "\r" in text:  # memchr; str.replace scans at a fraction of its speed
+            text = text.replace("\r", "")
+        return text.rstrip("\n")
 
     def _make_finding(self, block: _Open) -> Finding:
         pattern = block.pattern

@@ -404,3 +404,42 @@ def test_very_long_line_without_newline_is_bounded() -> None:
     c = ConsoleClassifier()
     c.feed("x" * (2 << 20))
     assert c.feed("\n" + WARN)[0].kind == "warning"
+
+
+def test_word_finders_agree_with_str_find() -> None:
+    """Every trigger word's and end marker's finder (memchr on a rare
+    character, str.find or a regex scan) answers what str.find does, also
+    past the point where a run of false hits makes it fall back to a regex."""
+    import random
+
+    from harness.console.classifier import _MAX_FALSE_HITS, _finder
+
+    words = {*PREFILTER_WORDS, *(p.marker for p in PATTERNS if p.marker)}
+    rng = random.Random(7)
+    for word in sorted(words):
+        pieces = [word, word[: len(word) // 2], word[1:], "#", "W", "<", "G", "F", "[", "-", "\n",
+                  "x" * 30]
+        text = "".join(rng.choice(pieces) for _ in range(400))
+        # a run of the word's rare characters with no word in it, then the word
+        run = len(text)
+        text += "".join(c for c in word if c in "#W<GF") * (2 * _MAX_FALSE_HITS) + " " + word
+        find = _finder(word)
+        for pos in [0, 1, run, *rng.sample(range(len(text)), 60), len(text) - 1, len(text)]:
+            assert find(text, pos) == text.find(word, pos), (word, pos)
+
+
+def test_prefilter_answers_the_first_trigger_word() -> None:
+    import random
+
+    from harness.console.classifier import _Prefilter
+
+    rng = random.Random(11)
+    pieces = [*PREFILTER_WORDS, "filler text\n", "[ 1.0] ", "G", "W"]
+    text = "".join(rng.choice(pieces) for _ in range(300))
+    prefilter = _Prefilter()
+    prefilter.reset(text)
+    pos = 0
+    while pos <= len(text):
+        hits = [at for at in (text.find(w, pos) for w in PREFILTER_WORDS) if at >= 0]
+        assert prefilter.search(text, pos) == (min(hits) if hits else -1), pos
+        pos += rng.randint(0, 40)
