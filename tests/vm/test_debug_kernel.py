@@ -1,5 +1,6 @@
-"""The flagship scenario on a debug kernel (lockdep, atomic-sleep checks, KFENCE, UBSAN):
-its console must stay clean, and a series that sleeps under its spinlock must be caught.
+"""The flagship scenario on a debug kernel (KASAN, lockdep, atomic-sleep checks, KFENCE,
+UBSAN), 2 vCPUs, with the selftest's lifetime stress: its console must stay clean, and a
+series that sleeps under its spinlock must be caught.
 
 These need a second kernel configuration (kernel-config/debug.config), a full rebuild of
 the build dir: conftest.py runs them after every default-config test.
@@ -8,6 +9,7 @@ the build dir: conftest.py runs them after every default-config test.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,8 +29,15 @@ def test_debug_kernel_runs_the_scenario_with_a_clean_console(tmp_path: Path) -> 
     rc = main(["run", "--scenario", "mempressure-debug", "--run-dir", str(tmp_path / "run")])
     doc = _doc(tmp_path / "run")
     assert rc == 0, [(c["name"], c["summary"]) for c in doc["checks"]]  # type: ignore[index]
-    # The debug configuration really is the one booted: lockdep announces itself.
-    assert "Lock dependency validator" in (tmp_path / "run" / "console.log").read_text()
+    # The debug configuration really is the one booted: lockdep and KASAN announce themselves.
+    console = (tmp_path / "run" / "console.log").read_text()
+    assert "Lock dependency validator" in console
+    assert "KernelAddressSanitizer initialized" in console
+    # The cases that only mean something here ran, and did not skip: the race between a
+    # window's two walks (2 vCPUs) and the lifetime stress with its leak check.
+    ktap = (tmp_path / "run" / "selftest.ktap").read_text()
+    for case in ("pressure_race", "lifetime_stress"):
+        assert re.search(rf"^ok \d+ {case}$", ktap, re.M), case
 
 
 def test_sleep_under_lock_is_caught_on_the_debug_kernel(tmp_path: Path) -> None:
