@@ -375,6 +375,7 @@ def _b4_check(repo: Path, sha: str, tmp_path: Path, name: str) -> subprocess.Com
                           timeout=3600)
 
 
+@pytest.mark.extended  # alone, X's failing build is a whole tree's (9.6 min measured)
 def test_check_series_from_b4_passes_a_good_patch_and_names_one_that_does_not_build(
         history: dict[str, str | Path], tmp_path: Path) -> None:
     """b4 prep --check runs ``harness check-series -`` in the repository, once per patch
