@@ -172,13 +172,35 @@ _BLOCK_END = re.compile(r"^(?:menu)?config\s|^(?:endmenu|endif|menu|if|choice|en
                         r"|comment|mainmenu)\b")
 
 
+def _indent(line: str) -> int:
+    return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+
+
+def _blank_help(lines: list[str]) -> list[str]:
+    """``lines`` with every help text line made empty (indices kept): help text is prose, and
+    a help line that starts with "if " or "depends on" is neither (MEMCG's help text has
+    "if a git-based tree is found", which once read as an ``if`` block)."""
+    out: list[str] = []
+    help_at: int | None = None
+    for line in lines:
+        if help_at is not None:
+            if not line.strip() or _indent(line) > help_at:
+                out.append("")
+                continue
+            help_at = None
+        if line.strip() in ("help", "---help---"):
+            help_at = _indent(line)
+        out.append(line)
+    return out
+
+
 def kconfig_dependencies(kconfig_text: str, symbol: str) -> tuple[str, ...] | None:
     """The dependencies of ``symbol``'s definitions in one Kconfig file -- its ``depends on``
     lines and the ``if`` blocks of this file around it --, None if the file does not define
     it. (Menus' ``depends on`` and ``if`` blocks of the file that sources this one are not
     seen: a reason, not a Kconfig evaluator.)"""
     found: tuple[str, ...] | None = None
-    lines = kconfig_text.splitlines()
+    lines = _blank_help(kconfig_text.splitlines())
     ifs: list[str] = []
     for i, line in enumerate(lines):
         s = line.strip()

@@ -99,3 +99,16 @@ def test_find_symbols_type_and_depends(tmp_path: Path) -> None:
     (tmp_path / "mm" / "Kconfig").write_text("config T\n\ttristate \"t\"\n\tdepends on m\n")
     assert kconfig.find_symbols(tmp_path, ["CONFIG_T", "NOPE"]) == {
         "NOPE": None, "T": kconfig.Symbol("tristate", ("m",))}
+
+
+def test_help_text_is_not_read_as_an_if_block_or_a_dependency() -> None:
+    """MEMCG's help text in init/Kconfig has a line "if a git-based tree is found": it was
+    once taken for an ``if`` block around every later symbol of the file."""
+    from harness.kernel.kconfig import kconfig_dependencies
+
+    text = ("config A\n\tbool \"a\"\n\thelp\n\t  Say Y\n\t  if a git-based tree is found.\n"
+            "\t  depends on nothing, this is prose\n\n\t  more prose\n\n"
+            "config B\n\tbool \"b\"\n\tdepends on A\n\nif C\nconfig D\n\tbool\nendif\n")
+    assert kconfig_dependencies(text, "B") == ("A",)
+    assert kconfig_dependencies(text, "A") == ()
+    assert kconfig_dependencies(text, "D") == ("C",)
