@@ -53,7 +53,7 @@ def test_userland_paths() -> None:
     assert ARM64.userland("/bin/busybox") == ARM64.userland_root / "bin/busybox"
     assert ARM64.lib_dirs[:2] == ("/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu")
     assert ARM64.cc == "aarch64-linux-gnu-gcc" and X86_64.cc == "gcc"
-    assert ARM64.cpu_for("tcg") == "max,pauth-impdef=on" and ARM64.cpu_for("kvm") == "host"
+    assert ARM64.cpu_for("tcg") == "neoverse-n1" and ARM64.cpu_for("kvm") == "host"
     assert X86_64.cpu_for("tcg") is None
 
 
@@ -74,7 +74,7 @@ def test_arm64_argv(tmp_path: Path) -> None:
     argv = build_argv(cfg, RunPaths.in_dir(tmp_path, swap=True), accel="tcg", ssh_port=2,
                       nonce="n", bios=firmware(ARM64))
     s = " ".join(argv)
-    assert argv[0] == "qemu-system-aarch64" and "-M virt -cpu max,pauth-impdef=on" in s
+    assert argv[0] == "qemu-system-aarch64" and "-M virt -cpu neoverse-n1" in s
     assert "-bios" not in argv and firmware(ARM64) is None
     append = argv[argv.index("-append") + 1]
     assert append.startswith("console=ttyAMA0 panic=-1 ") and "no_timer_check" not in append
