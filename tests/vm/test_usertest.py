@@ -229,3 +229,23 @@ def test_stress_ng_runs_on_the_debian_rootfs(tmp_path: Path) -> None:
     st = _status(doc)
     assert rc == 1 and st["vm"] == st["bigheap"] == st["mmap"] == "fail", st
     assert json.loads((run_dir / "step-vm.json").read_text())["exit"] == 127
+
+
+#: The skips kselftest-mm-all may show (step -> how many cases), each for a reason that is not
+#: a missing kernel option (the scenario's comments give them): a new skip fails the test.
+MM_ALL_SKIPS = {"cow": 1, "hmm": 26, "migration": 6, "mseal": 2, "split-huge-page": 9,
+                "ksm-numa": 1, "mdwe": 4}
+
+
+@pytest.mark.extended
+def test_mm_all_selftests_with_their_config(tmp_path: Path) -> None:
+    """Every mm program that builds, with the mm config merged: all steps pass, and the only
+    skipped cases are the listed ones (topology, CPU features, test devices)."""
+    rc, doc, run_dir = _run(tmp_path, "kselftest-mm-all")
+    bad = {n: s for n, s in _status(doc).items() if s != "pass"}
+    assert rc == 0 and not bad, bad
+    skips = {c["name"]: sum(1 for x in c.get("cases", []) if x["status"] == "skip")
+             for c in doc["checks"]}
+    assert {n: k for n, k in skips.items() if k} == MM_ALL_SKIPS
+    assert "MADV_POPULATE_READ is not available" not in (
+        run_dir / "step-madv-populate.out").read_text()
