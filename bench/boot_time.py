@@ -28,11 +28,13 @@ from harness.vm import Machine, VMConfig
 
 
 def ready_once(kernel: Path, accel: str = "tcg", machine: str = VMConfig.machine,
-               swap: int = 256, arch: Arch = X86_64) -> float:
-    """Seconds from Machine.start() (keys, initrd, QEMU launch) to an authenticated SSH session."""
+               swap: int = 256, arch: Arch = X86_64, rootfs: Path | None = None) -> float:
+    """Seconds from Machine.start() (keys, initrd, QEMU launch) to an authenticated SSH session;
+    ``rootfs``: a root image (harness.image.rootfs) booted through its overlay instead."""
     img = build_image(arch=arch)
     cfg = VMConfig(kernel=kernel, initramfs=img.initramfs, ram_mib=256, swap_mib=swap,
-                   accel=accel, boot_timeout=120, machine=machine, arch=arch.name)
+                   accel=accel, boot_timeout=120, machine=machine, arch=arch.name,
+                   rootfs_image=rootfs)
     with tempfile.TemporaryDirectory(prefix="bench-") as d:
         t0 = time.monotonic()
         with Machine(cfg, run_dir=Path(d) / "run") as vm:
