@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the layout of a cache entry changes
 GUEST_ROOT = "/opt/kselftest"  # <target>/ lands under here, beside run_kselftest.sh
 SELFTESTS = Path("tools/testing/selftests")
-_TARGET_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+TARGET_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 # What a kselftest build reads besides the targets' own directories (and the architecture's
 # UAPI headers, Arch.uapi_dir).
 _COMMON_INPUTS = ("tools/include", "tools/scripts", "tools/build", "include/uapi",
@@ -79,12 +79,12 @@ def validate_targets(tree: Path, targets: Sequence[str], where: str,
     if not targets and not programs:
         raise UsageError(where, "needs at least one kselftest target or program")
     for t in [*targets, *(split_program(p)[0] for p in programs)]:
-        if not t or not _TARGET_RE.match(t):
+        if not t or not TARGET_RE.match(t):
             raise UsageError(where, f"{t!r} is not a kselftest target name")
         if not (tree / SELFTESTS / t / "Makefile").is_file():
             raise UsageError(where, f"kselftest target {t!r} does not exist in {tree / SELFTESTS}")
     for p in programs:
-        if not _TARGET_RE.match(split_program(p)[1]):
+        if not TARGET_RE.match(split_program(p)[1]):
             raise UsageError(where, f"{p!r} is not TARGET/PROGRAM")
 
 

@@ -28,20 +28,19 @@ Everything here is pure except :func:`read_configs`, which only reads files.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import kselftest
 from harness.errors import BuildError, UsageError
 from harness.kernel import kconfig
 
 log = logging.getLogger(__name__)
 
 MERGE_RECIPE = "1"  # bump when the merge rules above change what a build gets
-SELFTESTS = "tools/testing/selftests"
-_TARGET_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+SELFTESTS = str(kselftest.SELFTESTS)
 
 
 def config_path(target: str) -> str:
@@ -52,7 +51,7 @@ def config_path(target: str) -> str:
 def check_targets(targets: Sequence[str], where: str) -> None:
     """Names only (the tree is read later): a bad one is a usage error naming it."""
     for t in targets:
-        if not _TARGET_RE.match(t):
+        if not kselftest.TARGET_RE.match(t):
             raise UsageError(where, f"{t!r} is not a kselftest target name")
 
 
