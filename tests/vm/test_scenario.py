@@ -58,7 +58,14 @@ def test_mempressure_scenario_passes(tmp_path: Path) -> None:
                          "register_not_eventfd", "register_twice_busy"]
     assert cases[-3:] == ["notifications", "oom_absence", "child_cgroup"]
     contract = next(r for r in outcome.results if r.name == "contract")
-    assert len(contract.cases) >= 28 and all(c.status == Status.PASS for c in contract.cases)
+    # Every case passes but the two that cannot mean anything in this guest and say so: the
+    # race of a window's two walks needs a second vCPU, the lifetime stress its option (both
+    # run on mempressure-debug, where test_debug_kernel requires them to pass).
+    # (kselftest's ksft_test_result_skip() prints "ok N # SKIP <name>": the name is in the
+    # directive, so the case is "case N" and its message names it.)
+    not_passed = {c.message: c.status for c in contract.cases if c.status != Status.PASS}
+    assert len(contract.cases) >= 28 and not_passed == {
+        "SKIP pressure_race": Status.SKIP, "SKIP lifetime_stress": Status.SKIP}, not_passed
     notif = next(r for r in outcome.results if r.name == "notifications")
     assert notif.measurements["squeeze_to_request_s"] is not None
     assert "<svg" in (run / "report.html").read_text()
