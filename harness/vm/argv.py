@@ -114,9 +114,10 @@ def build_argv(
     if paths.swap_image is not None:
         argv += ["-drive", f"file={paths.swap_image},if=virtio,format=raw,cache=unsafe"]
     if paths.root_overlay is not None:
-        # An explicit slot, after every other device's: the next free one, 00:07.0, hangs
-        # the default kernel's probe of whatever sits there (no ACPI, no MSI: INTx as qboot's
-        # MP table routes it; measured with this disk, and with virtio-serial moved there).
+        # An explicit slot, after every other device's: under qboot, a device at the next
+        # free one, 00:07.0, never gets its interrupts on our kernels (no ACPI, no MSI: INTx
+        # as qboot's MP table routes it) -- measured: this disk, virtio-serial and a
+        # virtio-9p share there all hang, the same at 0x10 or under SeaBIOS all work.
         argv += ["-drive", f"file={paths.root_overlay},if=none,id=root,format=qcow2,cache=unsafe",
                  "-device", f"virtio-blk-pci,drive=root,addr={ROOT_DISK_SLOT}"]
     if paths.events_log is not None:
