@@ -333,21 +333,11 @@ def run_git_adaptive(cfg: BisectConfig) -> dict[str, Any]:
 
 def run_series_adaptive(cfg: BisectConfig) -> dict[str, Any]:
     """Series mode: k = 0 (base) .. n (the whole series), as the plain series bisect."""
-    from harness.bisect.series import write_truncated
-    from harness.kernel.series import Patch, load_series
+    from harness.bisect.series import series_endpoints, write_truncated
 
     t0 = time.monotonic()
-    patches: list[Patch] = []
-    for s in cfg.series:
-        patches += load_series(Path(s))
+    patches, good, bad = series_endpoints(cfg)
     n = len(patches)
-    good = int(cfg.good or 0)
-    bad = int(cfg.bad) if cfg.bad else n
-    if not 0 <= good < bad <= n:
-        raise UsageError(f"--good {good} --bad {bad}",
-                         f"need 0 <= good < bad <= {n} (the series has {n} patches)")
-    cfg.good, cfg.bad = str(good), str(bad)
-    cfg.save()
     runner = StepRunner(cfg)
     with tempfile.TemporaryDirectory(prefix="harness-bisect-series-") as tmpd:
         tmp = Path(tmpd)

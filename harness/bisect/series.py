@@ -86,10 +86,9 @@ def write_truncated(patches: list[Patch], k: int, root: Path) -> Path:
     return d
 
 
-def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
-    """Search, verify (k-1 good, k bad), return the results doc."""
-    t0 = time.monotonic()
-    run_dir = Path(cfg.run_dir)
+def series_endpoints(cfg: BisectConfig) -> tuple[list[Patch], int, int]:
+    """The series' patches and ``(good, bad)``, checked (0 <= good <
+    bad <= n, bad defaulting to n) and saved in the config: both series bisects start so."""
     patches: list[Patch] = []
     for s in cfg.series:
         patches += load_series(Path(s))
@@ -101,6 +100,14 @@ def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]
                          f"need 0 <= good < bad <= {n} (the series has {n} patches)")
     cfg.good, cfg.bad = str(good), str(bad)
     cfg.save()
+    return patches, good, bad
+
+
+def run_series_bisect(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
+    """Search, verify (k-1 good, k bad), return the results doc."""
+    t0 = time.monotonic()
+    run_dir = Path(cfg.run_dir)
+    patches, good, bad = series_endpoints(cfg)
     runner = StepRunner(cfg)
     batch = BatchRunner(cfg) if cfg.workers > 1 else None
     # A resume reuses the verdicts already recorded for this run directory.
