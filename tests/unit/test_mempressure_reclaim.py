@@ -81,7 +81,23 @@ def test_the_band_holds_asks_against_misses_and_fails_both_ways() -> None:
 
 def test_the_last_seconds_before_an_oom_kill_are_not_held_against_the_asks() -> None:
     p = _pass(100, 100, oom_at=14.0)
-    assert [iv.t1 for iv in p.before_oom()] == [11.0, 12.0]  # 13.0 > 14.0 - 1.5
+    assert [iv.t1 for iv in p.judged()] == [11.0, 12.0]  # 13.0 > 14.0 - 1.5
+
+
+def test_intervals_after_swap_ran_out_are_not_held_against_the_asks() -> None:
+    """Measured under MGLRU: once swap is gone, vmpressure_prio() asks 39 and 122 MiB where
+    6 and 0 MiB were missed -- however long that phase lasts before the OOM kill."""
+    free = [80, 40, 10, 0, 0]  # MiB of 96
+    misses, asks = [9, 8, 7, 6, 0], [9, 8, 7, 39, 122]
+    ivs = [Interval(10.0 + i, 10.5 + i, 0, 0, 0, 0, 0, m << 20, a << 20, 1, 0, f << 20, 96 << 20)
+           for i, (f, m, a) in enumerate(zip(free, misses, asks, strict=True))]
+    p = Pass("this run", 10.0, True, ivs, 30.0, summary(ivs, 10.0, 30.0))  # OOM much later
+    assert [iv.t1 for iv in p.judged()] == [10.5, 11.5]  # 10 MiB free < 96 / 8
+    e = asked_per_deficit(p, Band(0.75, 1.6, 16))
+    assert e.ok and e.observed.startswith("1.00"), e.observed
+    unsampled = [Interval(iv.t0, iv.t1, 0, 0, 0, 0, 0, iv.deficit_bytes, iv.asked_bytes, 1, 0)
+                 for iv in ivs]  # runs saved before swap was carried: every interval judged
+    assert len(Pass("r", 10.0, True, unsampled, None, summary(unsampled)).judged()) == 5
 
 
 def test_the_gap_is_named_in_plain_words() -> None:

@@ -137,8 +137,9 @@ def _capped_asks(ivs: Sequence[Interval]) -> int:
 def asked_per_deficit(p: Pass | None, band: Band) -> Expectation:
     """Asked bytes against reclaim's own count of pages it scanned and could not reclaim.
 
-    Over the stress phase up to 1.5 s before any OOM kill, totals (a request may land in the
-    sample after the misses that caused it), with bursts that no scanning explains capped
+    Over the stress phase before swap ran out and up to 1.5 s before any OOM kill
+    (:meth:`Pass.judged`), totals (a request may land in the sample after the misses that
+    caused it), with bursts that no scanning explains capped
     (:func:`_capped_asks`). Below ``min_deficit_mib`` of misses there is nothing to hold the
     asks against, and the expectation says so rather than guess.
     """
@@ -146,7 +147,7 @@ def asked_per_deficit(p: Pass | None, band: Band) -> Expectation:
     expected = f"{band.low}..{band.high}"
     if p is None or not p.intervals:
         return Expectation(what, expected, "no reclaim counters sampled", False)
-    ivs = p.before_oom()
+    ivs = p.judged()
     deficit = sum(iv.deficit_bytes for iv in ivs)
     asked = sum(iv.asked_bytes for iv in ivs)
     if deficit < band.min_deficit_mib * 2**20:
