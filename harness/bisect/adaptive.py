@@ -15,6 +15,13 @@ confident calls leave ("the first bad commit could be any of A..B"); ``ambiguous
 skipped revisions hide it; ``flaky`` when the check already fails at the good endpoint in
 some runs (there is no change to find). The parent and the culprit are sampled steps of
 the search, so there is no separate verification re-run.
+
+``--resume`` takes the runs already recorded in the run directory (steps.jsonl, one record
+per decided revision with all its runs) as the evidence they are: a revision the search
+visits again starts from its recorded runs, is decided by the same rules (the endpoints
+first, as before, so with the same rates) and runs only what its call still needs --
+nothing, when the interrupted search had decided it. Runs in flight at the interruption
+are run again.
 """
 
 from __future__ import annotations
@@ -52,13 +59,14 @@ class Point:
     step: int  # its number in steps.jsonl / steps/ (run dirs: <step>-<target>-<n>)
     attempts: list[Attempt] = field(default_factory=list)
     decision: Decision | None = None
+    recorded: int = 0  # attempts taken from an earlier record (--resume)
 
 
 class Sampler:
     """Runs points until each has a call, with the rates learnt from the endpoints."""
 
     def __init__(self, cfg: BisectConfig, batch: BatchRunner, good: int, bad: int,
-                 n_candidates: int) -> None:
+                 n_candidates: int, resume: bool = False) -> None:
         self.cfg = cfg
         self.batch = batch
         self.kind: sampling.Kind = "metric" if cfg.metric else "check"
@@ -69,7 +77,10 @@ class Sampler:
         self.threshold = sampling.parse_threshold(cfg.threshold) if cfg.threshold else None
         self.cut: Cut | None = None
         self.points: dict[int, Point] = {}
-        self.next_step = len(read_steps(Path(cfg.run_dir))) + 1
+        steps = read_steps(Path(cfg.run_dir))
+        self.next_step = len(steps) + 1
+        # The last record of each target wins: it holds every run of the ones before it.
+        self.recorded = {r.target: r for r in steps} if resume else {}
 
     # --- evidence -------------------------------------------------------------------------
 
@@ -100,8 +111,14 @@ class Sampler:
 
     def point(self, k: int, target: Target) -> Point:
         if k not in self.points:
-            self.points[k] = Point(k, target, self.next_step)
+            rec = self.recorded.get(target.target)
+            p = self.points[k] = Point(k, target, self.next_step)
             self.next_step += 1
+            if rec is not None:
+                p.attempts = list(rec.attempts)
+                p.recorded = len(rec.attempts)
+                log.info("resume: %s starts from its %d recorded run(s)",
+                         target.target[:12], p.recorded)
         return self.points[k]
 
     def _run(self, more: dict[int, int]) -> None:
@@ -189,6 +206,8 @@ class Sampler:
             p = self.points[k]
             d = decisions[k]
             p.decision = d
+            if p.recorded and len(p.attempts) == p.recorded:
+                continue  # decided from its record alone: already in steps.jsonl
             rec = StepRecord(p.target.target, p.target.label, _VERDICT[d.call],
                              round(time.monotonic() - t0, 1), p.attempts,
                              self._note(p, d), phase, round(d.confidence, 6))
@@ -220,13 +239,14 @@ class Space:
     name: Callable[[int], str]  # short, for messages
 
 
-def search(cfg: BisectConfig, space: Space, good: int, bad: int) -> dict[str, Any]:
+def search(cfg: BisectConfig, space: Space, good: int, bad: int,
+           resume: bool = False) -> dict[str, Any]:
     """Endpoints, then the n-section, each point sampled adaptively; the results doc's
     verdict part (status, first_bad, confidence, range, flaky, steps)."""
     if not cfg.adaptive:
         raise UsageError("--max-runs", "adaptive repeats need --max-runs N >= 2")
     batch = BatchRunner(cfg)
-    s = Sampler(cfg, batch, good, bad, bad - good)
+    s = Sampler(cfg, batch, good, bad, bad - good, resume)
     ends = s.sample({good: space.target(good), bad: space.target(bad)}, "endpoint")
     gv, bv = _endpoint_verdicts(ends, good, bad)
     if gv == Verdict.FLAKY:
@@ -301,7 +321,7 @@ def _with_signals(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             signal.signal(sig, h)
 
 
-def run_git_adaptive(cfg: BisectConfig) -> dict[str, Any]:
+def run_git_adaptive(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
     """Git mode: the first-parent commits good..bad; the user's repository is only read."""
     from harness.bisect.gitbisect import first_parent_range
 
@@ -322,7 +342,7 @@ def run_git_adaptive(cfg: BisectConfig) -> dict[str, Any]:
                                                                        source=repo)),
                   lambda k: {"commit": revs[k], "subject": subject(k)},
                   lambda k: revs[k][:12])
-    doc = _with_signals(lambda: search(cfg, space, 0, len(revs) - 1))
+    doc = _with_signals(lambda: search(cfg, space, 0, len(revs) - 1, resume))
     return {"mode": "git", "repo": repo, "good": cfg.good, "bad": cfg.bad,
             "scenario": cfg.scenario, "checks": cfg.checks, "retries": 0,
             "workers": cfg.workers, **doc,
@@ -331,7 +351,7 @@ def run_git_adaptive(cfg: BisectConfig) -> dict[str, Any]:
             "wall_s": round(time.monotonic() - t0, 1), "run_dir": cfg.run_dir}
 
 
-def run_series_adaptive(cfg: BisectConfig) -> dict[str, Any]:
+def run_series_adaptive(cfg: BisectConfig, resume: bool = False) -> dict[str, Any]:
     """Series mode: k = 0 (base) .. n (the whole series), as the plain series bisect."""
     from harness.bisect.series import series_endpoints, write_truncated
 
@@ -352,7 +372,7 @@ def run_series_adaptive(cfg: BisectConfig) -> dict[str, Any]:
                       lambda k: {"index": k, "patch": patches[k - 1].name,
                                  "origin": patches[k - 1].origin},
                       lambda k: f"patch {k} ({patches[k - 1].name})" if k else "base")
-        doc = _with_signals(lambda: search(cfg, space, good, bad))
+        doc = _with_signals(lambda: search(cfg, space, good, bad, resume))
     return {"mode": "series", "source": cfg.source, "series": cfg.series, "good": good,
             "bad": bad, "patches": [p.name for p in patches], "scenario": cfg.scenario,
             "checks": cfg.checks, "retries": 0, "workers": cfg.workers, **doc,

@@ -58,7 +58,9 @@ def adaptive_settings(args: argparse.Namespace) -> dict[str, object]:
         raise UsageError("--retries", "not with adaptive repeats (--metric/--max-runs): "
                          "they decide how often a revision runs")
     if args.resume:
-        raise UsageError("--resume", "not supported with adaptive repeats (--metric/--max-runs)")
+        raise UsageError("--resume", "nothing to resume: no bisect was started in --run-dir "
+                         "(a resumed bisect takes its settings from there, not from "
+                         "--metric/--max-runs)")
     return {"metric": args.metric, "threshold": args.threshold, "min_runs": args.min_runs,
             "max_runs": max_runs, "confidence": args.confidence}
 
@@ -198,11 +200,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume and args.run_dir and (args.run_dir / CONFIG_FILE).is_file():
         cfg = BisectConfig.load(args.run_dir.resolve())
-        if cfg.adaptive:
-            from harness.errors import UsageError
-
-            raise UsageError("--resume", "not supported with adaptive repeats "
-                             "(--metric/--max-runs): start it again")
         same_source(cfg)
     else:
         run_dir = (args.run_dir or runs_root() / f"{time.strftime('%Y%m%d-%H%M%S')}-bisect")
@@ -215,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.adaptive:
         from harness.bisect.adaptive import run_git_adaptive, run_series_adaptive
 
-        doc = run_git_adaptive(cfg) if cfg.mode == "git" else run_series_adaptive(cfg)
+        doc = (run_git_adaptive(cfg, resume=args.resume) if cfg.mode == "git"
+               else run_series_adaptive(cfg, resume=args.resume))
     elif cfg.mode == "git" and cfg.workers > 1:
         doc = run_git_nsection(cfg)
     elif cfg.mode == "git":

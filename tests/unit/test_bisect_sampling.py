@@ -349,3 +349,40 @@ def test_adaptive_options_are_checked_up_front(tmp_path: Path, extra: list[str],
                "--run-dir", str(tmp_path / "run"), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and culprit in err, err
+
+
+def test_resume_reuses_the_recorded_runs_and_runs_only_what_is_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adaptive bisect interrupted after some steps: --resume decides those from their
+    records (no run again) and reaches the same culprit; resuming a finished one runs nothing."""
+    culprit, n = 5, 8
+    rng = random.Random(3)
+    values = {(k, i): (2.0 if k >= culprit else 1.0) * rng.uniform(0.9, 1.1)
+              for k in range(n + 1) for i in range(8)}
+
+    def outcome(k: int, i: int) -> tuple[str, float]:
+        return "pass", values[(k, i)]
+
+    calls: list[list[int]] = []
+    monkeypatch.setattr(parallel.BatchRunner, "_run", _fake_pool(tmp_path, outcome, calls))
+    cfg = _cfg(tmp_path, n, metric="duration_s", threshold="1.5x", max_runs=8)
+    full = run_series_adaptive(cfg)
+    assert full["status"] == "found" and full["first_bad"]["index"] == culprit
+    ran = sum(len(c) for c in calls)
+    steps_file = Path(cfg.run_dir) / "steps.jsonl"
+    lines = steps_file.read_text().splitlines()
+    assert len(lines) >= 4
+
+    calls.clear()
+    again = run_series_adaptive(cfg, resume=True)
+    assert calls == [] and again["first_bad"] == full["first_bad"]
+    assert steps_file.read_text().splitlines() == lines  # nothing recorded twice
+
+    steps_file.write_text("\n".join(lines[:3]) + "\n")  # interrupted after three steps
+    monkeypatch.setattr(parallel.BatchRunner, "_run",
+                        _fake_pool(tmp_path / "second", outcome, calls))
+    resumed = run_series_adaptive(cfg, resume=True)
+    assert resumed["first_bad"] == full["first_bad"] and resumed["status"] == "found"
+    done = {json.loads(x)["target"] for x in lines[:3]}
+    assert not any(f"k={k}" in done for batch in calls for k in batch), calls
+    assert 0 < sum(len(c) for c in calls) < ran
