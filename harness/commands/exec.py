@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from harness.commands.build import (
 )
 from harness.commands.vm_options import add_vm_arguments, rootfs_image, vm_settings_from_args
 from harness.errors import InfraError, UsageError
+from harness.kernel.build import BuildRequest
 
 NAME = "exec"
 HELP = "boot a guest, run one command in it (streamed), exit with its status; a crash is 3"
@@ -65,6 +67,22 @@ def parse_ship(spec: str) -> tuple[Path, str]:
     return path, dest if sep else f"{DEFAULT_DEST}/{path.resolve().name}"
 
 
+def with_host_fragment(req: BuildRequest) -> BuildRequest:
+    """``req`` with the host rootfs's config fragment (9p, overlayfs) merged last."""
+    from harness.image.rootfs import HOST_FRAGMENT
+
+    if HOST_FRAGMENT in req.fragments:
+        return req
+    return replace(req, fragments=(*req.fragments, HOST_FRAGMENT))
+
+
+def host_command(text: str) -> str:
+    """``text`` run chrooted in the host rootfs (harness.image.rootfs.HOST_ROOT), from /root."""
+    from harness.image.rootfs import HOST_ROOT
+
+    return f"chroot {HOST_ROOT} /bin/sh -c {shlex.quote(f'cd {DEFAULT_DEST} 2>/dev/null; {text}')}"
+
+
 def format_findings(findings: list[Any]) -> list[str]:
     """One line per console finding, for the terminal after the command."""
     return [f"harness: console: {getattr(f, 'severity', '')} {f.kind}: {f.title}"
@@ -80,15 +98,23 @@ def _write(stream: str, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     text = command_text(list(args.cmd))
     from harness.arch import get_arch
+    from harness.image import rootfs
     from harness.image.build import with_shared_libs
 
     arch_name, page = arch_from_args(args)
     arch = get_arch(arch_name)
-    # Dynamic programs bring their libraries and loader (the guest architecture's); a missing
-    # one, or a program of another architecture, is exit 2, before boot.
-    ships = with_shared_libs({dest: path for path, dest in map(parse_ship, args.ship)}, "--ship",
-                             arch)
-    vm_set = vm_settings_from_args(args)
+    vm_set = vm_settings_from_args(args, command=NAME)
+    host = vm_set.rootfs == rootfs.HOST_KIND
+    ships = {dest: path for path, dest in map(parse_ship, args.ship)}
+    if host:  # the host's own libraries are there already; the files go under its root
+        if not arch.native:
+            raise UsageError("--rootfs host", f"the host's / cannot run {arch.name} programs")
+        ships = {f"{rootfs.HOST_ROOT}{dest}": path for dest, path in ships.items()}
+        text = host_command(text)
+    else:
+        # Dynamic programs bring their libraries and loader (the guest architecture's); a
+        # missing one, or a program of another architecture, is exit 2, before boot.
+        ships = with_shared_libs(ships, "--ship", arch)
     from harness.vm.preflight import check_ram_on_host
 
     check_ram_on_host(vm_set.ram_mib)
@@ -99,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         from harness.kernel.build import build_kernel
 
-        kernel = Path(build_kernel(request_from_args(args), progress=terminal_progress()).bzimage)
+        req = with_host_fragment(request_from_args(args)) if host else request_from_args(args)
+        kernel = Path(build_kernel(req, progress=terminal_progress()).bzimage)
     from harness.core.runner import ship_files  # the one implementation of "ship a tree in"
     from harness.image import build_image
     from harness.vm import Machine, VMConfig
@@ -109,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
                    swap_mib=vm_set.swap_mib, smp=vm_set.smp, accel=args.accel,
                    boot_timeout=vm_set.boot_timeout_s,
                    cmdline_extra="harness.cgroup=v2" if args.cgroup == "v2" else "",
-                   rootfs_image=rootfs_image(vm_set, arch.name))
+                   rootfs_image=None if host else rootfs_image(vm_set, arch.name),
+                   host_root=host)
     cfg.validate()
     with Machine(cfg, run_dir=args.run_dir) as vm:
         try:

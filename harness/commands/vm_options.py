@@ -21,15 +21,18 @@ log = logging.getLogger(__name__)
 _VM = VMSettings()
 
 
-def vm_settings_from_args(args: argparse.Namespace, base: VMSettings | None = None) -> VMSettings:
-    """``base`` (a scenario's [vm], else the defaults) with the options the user gave."""
+def vm_settings_from_args(args: argparse.Namespace, base: VMSettings | None = None,
+                          command: str | None = None) -> VMSettings:
+    """``base`` (a scenario's [vm], else the defaults) with the options the user gave;
+    ``command`` names the one asking (a host rootfs is exec's only)."""
     packages = tuple(getattr(args, "package", None) or ()) or None
     vm = (base or VMSettings()).override(
         ram_mib=args.ram, swap_mib=args.swap, smp=args.smp, boot_timeout_s=args.boot_timeout,
         rootfs=getattr(args, "rootfs", None), packages=packages)
-    if packages:
-        from harness.image import rootfs
+    from harness.image import rootfs
 
+    rootfs.check_kind(vm.rootfs, "--rootfs", command)
+    if packages:
         rootfs.check_packages(packages, "--package")
         if vm.rootfs != "debian":
             raise UsageError("--package", f"only a debian rootfs has packages (--rootfs is "
@@ -39,12 +42,14 @@ def vm_settings_from_args(args: argparse.Namespace, base: VMSettings | None = No
 
 def add_rootfs_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--rootfs/--package: which root filesystem the guest boots (harness.image.rootfs)."""
-    from harness.image.rootfs import DEFAULT_PACKAGES, KINDS
+    from harness.image.rootfs import DEFAULT_PACKAGES, HOST_FRAGMENT, HOST_ROOT, KINDS
 
     parser.add_argument("--rootfs", choices=KINDS,
-                        help="the guest's root filesystem: initramfs (busybox, fastest) or "
-                        "debian (Debian 12 built by mmdebstrap, cached; default: the "
-                        "scenario's, else initramfs)")
+                        help="the guest's root filesystem: initramfs (busybox, fastest), "
+                        "debian (Debian 12 built by mmdebstrap, cached) or, for exec only, "
+                        f"host (this machine's /, read-only over 9p with a tmpfs overlay, the "
+                        f"command chrooted at {HOST_ROOT}; the build adds the {HOST_FRAGMENT} "
+                        "config fragment); default: the scenario's, else initramfs")
     parser.add_argument("--package", action="append", metavar="NAME",
                         help="a Debian package for --rootfs debian; repeatable (default: the "
                         f"scenario's [vm] packages, else {' '.join(DEFAULT_PACKAGES)})")

@@ -63,6 +63,9 @@ def template_vars() -> dict[str, Any]:
         "gateway": GATEWAY,
         "root_param": rootfs.ROOT_PARAM,
         "root_fstype": rootfs.FSTYPE,
+        "host_param": rootfs.HOST_PARAM,
+        "host_tag": rootfs.HOST_TAG,
+        "host_root": rootfs.HOST_ROOT,
     }
 
 

@@ -21,6 +21,12 @@ the kernel command line, mounts the disk, copies the per-run SSH keys and itself
 ``switch_root``s; the same script then runs as the new root's init (network, cgroups, swap,
 dropbear, the ready marker) with the initramfs's busybox at ``/harness/bin`` behind the
 image's own PATH. SSH, QMP, swap and the event channel are the same as with the initramfs.
+
+``host`` (``harness exec`` only) -- the host's own ``/``, read-only over virtio-9p (share
+:data:`HOST_TAG`) with a tmpfs overlay for writes, mounted by the initramfs's /init at
+:data:`HOST_ROOT` when the kernel command line has :data:`HOST_PARAM`; exec runs the command
+chrooted there, so any host program runs unshipped (virtme-ng's way). The kernel needs
+``kernel-config/`` :data:`HOST_FRAGMENT` (9p, overlayfs), which exec merges into the build.
 """
 
 from __future__ import annotations
@@ -44,8 +50,14 @@ from harness.proc import die_with_parent
 
 log = logging.getLogger(__name__)
 
-KINDS = ("initramfs", "debian")
+KINDS = ("initramfs", "debian", "host")
 DEFAULT_KIND = "initramfs"
+HOST_KIND = "host"  # no image: the host's / over 9p; harness exec's only (HOST_COMMANDS)
+HOST_COMMANDS = ("exec",)  # the commands that chroot into it
+HOST_ROOT = "/host"  # where the guest's /init mounts it
+HOST_PARAM = "harness.hostroot"  # kernel command line: mount the share at HOST_ROOT
+HOST_TAG = "hostroot"  # the 9p share's mount tag (QEMU's -device ... mount_tag=)
+HOST_FRAGMENT = "rootfs-host"  # kernel-config/rootfs-host.config: 9p + overlayfs
 SUITE = "bookworm"
 FORMAT = 1  # bump when the recipe below changes what an image holds
 BASE_PACKAGES = ("dropbear-bin", "openssh-sftp-server")  # the harness's way in
@@ -62,9 +74,13 @@ _EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/
 _HOOK = 'ln -sf openssh/sftp-server "$1/usr/lib/sftp-server"'
 
 
-def check_kind(kind: str, where: str) -> str:
+def check_kind(kind: str, where: str, command: str | None = None) -> str:
+    """``kind`` if it is one of KINDS that ``command`` (None: a scenario's run) can boot."""
     if kind not in KINDS:
         raise UsageError(where, f"must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind == HOST_KIND and command not in HOST_COMMANDS:
+        raise UsageError(where, f"a {kind} rootfs is for harness {', '.join(HOST_COMMANDS)} "
+                         "only (it runs the command chrooted at " + HOST_ROOT + ")")
     return kind
 
 

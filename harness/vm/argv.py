@@ -12,13 +12,18 @@ from pathlib import Path
 from harness import rundir
 from harness.arch import Arch
 from harness.image.build import NONCE_PARAM
-from harness.image.rootfs import OVERLAY_NAME, ROOT_PARAM, root_device
+from harness.image.rootfs import HOST_PARAM, HOST_TAG, OVERLAY_NAME, ROOT_PARAM, root_device
 from harness.vm.config import VMConfig
 
 #: virtio-serial port the guest writes its event stream to; the host reads the file QEMU
 #: fills (``RunPaths.events_log``), so events reach the host without an SSH command per poll.
 EVENTS_PORT = "harness.events"
-ROOT_DISK_SLOT = "0x10"  # PCI slot of the root disk (a debian rootfs): probed after the swap disk
+# Explicit PCI slots for the root filesystem's device, after every other device's, one
+# each so they can never collide. Under qboot only some slots get interrupts on our kernels
+# (no ACPI, no MSI; see build_argv): measured with the 9p share, 0x10, 0x12, 0x14 and 0x18
+# work, 07, 0x11, 0x13 and 0x15 hang the guest's first lookups.
+ROOT_DISK_SLOT = "0x10"  # the root disk (a debian rootfs): probed after the swap disk
+HOST_SHARE_SLOT = "0x12"  # the host's / over virtio-9p (a host rootfs)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ def kernel_cmdline(cfg: VMConfig, nonce: str) -> str:
     parts = [f"console={arch.console}", "panic=-1", *arch.cmdline, f"{NONCE_PARAM}={nonce}"]
     if cfg.rootfs_image is not None:  # the disk after the swap disk (build_argv's order)
         parts.append(f"{ROOT_PARAM}={root_device(cfg.swap_mib > 0)}")
+    if cfg.host_root:
+        parts.append(HOST_PARAM)
     if cfg.cmdline_extra.strip():
         parts.append(cfg.cmdline_extra.strip())
     return " ".join(parts)
@@ -120,6 +127,12 @@ def build_argv(
         # virtio-9p share there all hang, the same at 0x10 or under SeaBIOS all work.
         argv += ["-drive", f"file={paths.root_overlay},if=none,id=root,format=qcow2,cache=unsafe",
                  "-device", f"virtio-blk-pci,drive=root,addr={ROOT_DISK_SLOT}"]
+    if cfg.host_root:
+        # Read-only: the guest (a kernel under test) must never write the host's files; its
+        # writes go to the tmpfs overlay the guest's /init puts on top.
+        argv += ["-fsdev", f"local,id={HOST_TAG},path=/,security_model=none,readonly=on",
+                 "-device", f"virtio-9p-pci,fsdev={HOST_TAG},mount_tag={HOST_TAG},"
+                 f"addr={HOST_SHARE_SLOT}"]
     if paths.events_log is not None:
         argv += ["-device", "virtio-serial-pci,id=vser0",
                  "-chardev", f"file,id=hev,path={paths.events_log}",

@@ -50,6 +50,9 @@ class VMConfig:
     # A root filesystem image (raw; harness.image.rootfs) the guest switches to after the
     # initramfs, through a throwaway overlay in the run dir; None: the initramfs is the root.
     rootfs_image: Path | None = None
+    # The host's / over virtio-9p at harness.image.rootfs.HOST_ROOT (a host rootfs: exec's);
+    # the kernel needs the rootfs-host fragment. Exclusive with rootfs_image.
+    host_root: bool = False
 
     @property
     def arch_record(self) -> Arch:
@@ -79,3 +82,5 @@ class VMConfig:
             raise UsageError(str(self.initramfs), "initramfs not found")
         if self.rootfs_image is not None and not Path(self.rootfs_image).is_file():
             raise UsageError(str(self.rootfs_image), "root filesystem image not found")
+        if self.host_root and self.rootfs_image is not None:
+            raise UsageError("--rootfs", "one root filesystem at a time: host or an image")

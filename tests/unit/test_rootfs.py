@@ -141,8 +141,13 @@ def test_cli_rootfs_options() -> None:
     with pytest.raises(UsageError) as ei:
         vm_settings_from_args(p.parse_args(["--package", "fio"]))
     assert ei.value.culprit == "--package"
+    host = p.parse_args(["--rootfs", "host"])
+    assert vm_settings_from_args(host, command="exec").rootfs == "host"
+    with pytest.raises(UsageError) as ei:  # boot, shell, run: no chroot into it
+        vm_settings_from_args(host)
+    assert ei.value.culprit == "--rootfs" and "exec only" in str(ei.value)
     with pytest.raises(SystemExit):
-        p.parse_args(["--rootfs", "host"])
+        p.parse_args(["--rootfs", "nosuch"])
 
 
 FAKE = """#!/bin/sh

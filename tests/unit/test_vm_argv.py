@@ -122,3 +122,37 @@ def test_free_port() -> None:
         s.bind(("127.0.0.1", port))
         s.listen()
         assert not port_is_free(port)
+
+
+def test_host_rootfs_is_a_read_only_9p_share_at_its_own_slot(tmp_path: Path) -> None:
+    from harness.image.rootfs import HOST_PARAM, HOST_TAG
+    from harness.vm.argv import HOST_SHARE_SLOT, ROOT_DISK_SLOT
+
+    argv = build_argv(cfg(tmp_path, host_root=True), RunPaths.in_dir(tmp_path, swap=True),
+                      accel="tcg", ssh_port=2222, nonce="abc")
+    assert opt(argv, "-fsdev") == [f"local,id={HOST_TAG},path=/,security_model=none,readonly=on"]
+    share = [d for d in opt(argv, "-device") if d.startswith("virtio-9p-pci,")]
+    assert share == [f"virtio-9p-pci,fsdev={HOST_TAG},mount_tag={HOST_TAG},"
+                     f"addr={HOST_SHARE_SLOT}"]
+    assert HOST_SHARE_SLOT != ROOT_DISK_SLOT
+    assert HOST_PARAM in opt(argv, "-append")[0].split()
+    assert opt(argv, "-drive") == [f"file={tmp_path / 'swap.img'},if=virtio,format=raw,"
+                                   "cache=unsafe"]  # no root disk
+    plain = build_argv(cfg(tmp_path), RunPaths.in_dir(tmp_path, swap=False), accel="tcg",
+                       ssh_port=2222, nonce="abc")
+    assert "-fsdev" not in plain and HOST_PARAM not in opt(plain, "-append")[0]
+
+
+def test_host_rootfs_and_a_root_image_are_exclusive(tmp_path: Path) -> None:
+    img = tmp_path / "rootfs.img"
+    img.write_bytes(b"r")
+    with pytest.raises(UsageError, match="one root filesystem"):
+        cfg(tmp_path, host_root=True, rootfs_image=img).validate()
+
+
+def test_host_rootfs_is_exec_only() -> None:
+    from harness.image.rootfs import check_kind
+
+    assert check_kind("host", "--rootfs", "exec") == "host"
+    with pytest.raises(UsageError, match="exec only"):
+        check_kind("host", "scenario.toml [vm] rootfs")

@@ -5,7 +5,10 @@ same SSH, QMP, swap and event channel as the busybox initramfs.
 Negative control: the same command in the initramfs guest, which has no python3 (exit 127).
 In CI: the image build costs about 100 s cold (mmdebstrap 62 s, mke2fs and sealing), each
 boot about 4 s; the default package set (python3, stress-ng) is the one
-scenarios/stress-ng-memory.toml uses, so CI builds one image."""
+scenarios/stress-ng-memory.toml uses, so CI builds one image.
+
+The host rootfs (``--rootfs host``: the host's / over 9p) needs its own kernel configuration,
+so its test is extended; its control is the initramfs on that same kernel."""
 
 from __future__ import annotations
 
@@ -64,3 +67,25 @@ def test_stress_ng_runs_unshipped_in_debian(kernel: Path, tmp_path: Path) -> Non
               "--vm-bytes", "32M", "-t", "3", "--metrics-brief")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "successful run completed" in r.stdout + r.stderr
+
+
+@pytest.mark.extended  # its own kernel configuration (rootfs-host: 9p, overlayfs)
+def test_python3_runs_under_the_host_rootfs_not_in_the_initramfs(tmp_path: Path) -> None:
+    """--rootfs host: the host's python3 runs unshipped, chrooted at /host on the host's /
+    (read-only over 9p) with a tmpfs overlay taking the writes; the host is never written.
+    Negative control: the same command on the same kernel in the initramfs guest (127)."""
+    from harness.commands.exec import with_host_fragment
+    from harness.kernel.build import BuildRequest, build_kernel
+
+    kernel = Path(build_kernel(with_host_fragment(BuildRequest())).bzimage)
+    canary = "/etc/harness-host-overlay"
+    code = "import sys, platform; print(6 * 7, platform.python_version())"
+    r = _exec(kernel, tmp_path / "host", "--rootfs", "host", "--swap", "0", "--",
+              f"python3 -c '{code}' && touch {canary} && test -e {canary} && echo overlay-ok")
+    assert r.returncode == 0, r.stderr[-3000:]
+    host = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()  # the host's own python3, run here
+    assert r.stdout.splitlines() == [host, "overlay-ok"], r.stdout
+    assert not Path(canary).exists()  # the write stayed in the guest's overlay
+    r = _exec(kernel, tmp_path / "busybox", "--swap", "0", "--", "python3", "-c", code)
+    assert r.returncode == 127, (r.returncode, r.stderr[-2000:])  # negative control
