@@ -60,7 +60,9 @@ def test_locking_control_is_caught_on_the_debug_kernel(control: str, tmp_path: P
     (res,) = doc["checks"]  # type: ignore[misc]
     failed = {e["what"]: e["observed"] for e in res["expectations"] if not e["ok"]}
     assert (rc, res["status"]) == (1, "fail"), failed
-    # The splat taints the kernel, which the selftest's not_tainted case may see too.
-    assert set(failed) - {"selftest: not_tainted"} == {"console clean while the selftest ran"}
+    # What follows the first finding varies: the splat taints the kernel (not_tainted), and
+    # when signal-unlocked's race with a removal is hit the use after free can crash the
+    # selftest before its last cases.
+    assert "console clean while the selftest ran" in failed, failed
     first = failed["console clean while the selftest ran"].split("; ")[0]
     assert LOCK_CONTROLS[control] in first, failed
