@@ -20,8 +20,9 @@ from harness.vm.config import VMConfig
 EVENTS_PORT = "harness.events"
 # Explicit PCI slots for the root filesystem's device, after every other device's, one
 # each so they can never collide. Under qboot only some slots get interrupts on our kernels
-# (no ACPI, no MSI; see build_argv): measured with the 9p share, 0x10, 0x12, 0x14 and 0x18
-# work, 07, 0x11, 0x13 and 0x15 hang the guest's first lookups.
+# (no ACPI, no MSI: INTx as qboot's MP table routes it). Measured: at the next free slot,
+# 00:07.0, this disk, virtio-serial and a 9p share all hang (under SeaBIOS all work); with
+# the 9p share, 0x10, 0x12, 0x14 and 0x18 work, 0x11, 0x13 and 0x15 hang its first lookups.
 ROOT_DISK_SLOT = "0x10"  # the root disk (a debian rootfs): probed after the swap disk
 HOST_SHARE_SLOT = "0x12"  # the host's / over virtio-9p (a host rootfs)
 
@@ -121,10 +122,7 @@ def build_argv(
     if paths.swap_image is not None:
         argv += ["-drive", f"file={paths.swap_image},if=virtio,format=raw,cache=unsafe"]
     if paths.root_overlay is not None:
-        # An explicit slot, after every other device's: under qboot, a device at the next
-        # free one, 00:07.0, never gets its interrupts on our kernels (no ACPI, no MSI: INTx
-        # as qboot's MP table routes it) -- measured: this disk, virtio-serial and a
-        # virtio-9p share there all hang, the same at 0x10 or under SeaBIOS all work.
+        # At its explicit slot (ROOT_DISK_SLOT: which slots get interrupts under qboot).
         argv += ["-drive", f"file={paths.root_overlay},if=none,id=root,format=qcow2,cache=unsafe",
                  "-device", f"virtio-blk-pci,drive=root,addr={ROOT_DISK_SLOT}"]
     if cfg.host_root:
