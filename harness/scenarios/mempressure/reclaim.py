@@ -46,12 +46,35 @@ class Interval:
     #: Free and total swap at the interval's end (bytes); -1: not sampled.
     swap_free_bytes: int = -1
     swap_total_bytes: int = 0
+    #: A request in it asked for everything the shrinker had advertised (:func:`emptying_requests`).
+    emptied: bool = False
 
     @property
     def swap_exhausted(self) -> bool:
         """Less than :data:`SWAP_EXHAUSTED_FRACTION` of swap left at the interval's end."""
         return (self.swap_total_bytes > 0 and 0 <= self.swap_free_bytes
                 < self.swap_total_bytes * SWAP_EXHAUSTED_FRACTION)
+
+
+def emptying_requests(stress: StressLog) -> list[float]:
+    """Times of the requests that asked for everything the shrinker had advertised.
+
+    When a window's deficit is at least what the candidates advertise, the .rst's step 3
+    asks each for all it holds: such a request is bounded by the count, not by the deficit,
+    and says nothing about how the kernel measured what reclaim missed. The count the kernel
+    saw is advertised minus asked so far, give or take the last batch: the workload prints
+    ``added`` after its write, so a request computed before that write can follow the print.
+    """
+    out: list[float] = []
+    advertised = asked = last_batch = 0
+    for e in stress.events:
+        if e.kind == "added" and "advertised" in e.fields:
+            advertised, last_batch = e.int("advertised"), e.int("n")
+        elif e.kind == "asked" and "asked_total" in e.fields:
+            if e.int("n") + last_batch >= advertised - asked:
+                out.append(e.t)
+            asked = e.int("asked_total")
+    return out
 
 
 def _counter(s: MemSample, name: str) -> int:
@@ -66,9 +89,10 @@ def intervals(mem: Sequence[MemSample], stress: StressLog | None,
 
     The deficit is what the series' vmpressure windows count (patch 0006): pages scanned for
     eviction and not reclaimed. /proc/vmstat's pgscan counts what eviction isolated under
-    either LRU; under MGLRU the folios it sorted into a younger generation because they were
-    in use count as scanned too, and those are MGLRU's pgrefill (the classic LRU's pgrefill
-    is its active-list scan, which vmpressure does not see).
+    either LRU; under MGLRU the pages found in use count as scanned too -- the folios
+    eviction sorted into a younger generation and the pages the aging's page-table walk found
+    young -- and patch 0006 counts both in pgrefill (the classic LRU's pgrefill is its
+    active-list scan, which vmpressure does not see; its pages found in use are in pgscan).
 
     Only samples that carry the vmstat counters count. A request is placed in the interval
     whose end it precedes; chunks held is the workload's last report before the interval's end.
@@ -77,6 +101,7 @@ def intervals(mem: Sequence[MemSample], stress: StressLog | None,
     asked = [(e.t, e.int("n")) for e in stress.of("asked")] if stress else []
     held = ([(e.t, e.int("held")) for e in stress.events
              if e.kind in ("added", "freed") and "held" in e.fields] if stress else [])
+    emptying = emptying_requests(stress) if stress else []
     out: list[Interval] = []
     for a, b in zip(samples, samples[1:], strict=False):
         def d(name: str, a: MemSample = a, b: MemSample = b) -> int:
@@ -91,7 +116,8 @@ def intervals(mem: Sequence[MemSample], stress: StressLog | None,
                             max(0, sk + sd + (refill if mglru else 0) - rk - rd) * page_size,
                             sum(in_iv) * chunk_size, len(in_iv),
                             (last_held[-1] if last_held else 0) * chunk_size,
-                            b.swap_free * 1024, b.swap_total * 1024))
+                            b.swap_free * 1024, b.swap_total * 1024,
+                            any(a.t < t <= b.t for t in emptying)))
     return out
 
 
